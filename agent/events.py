@@ -1,0 +1,99 @@
+"""What the engine announces. Front ends (Qt window, headless logger, alerts) subscribe to one
+stream of these typed events; none of them reaches into the engine's internals.
+
+Delivery is synchronous and in order, on the engine's loop, after the change is durable
+(invariant 3). A subscriber must be quick (the UI bridge only queues and coalesces) and must
+not raise: an exception in a subscriber is logged and the subscriber is kept."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+from data.bar import Bar
+from persistence.records import OrderRecord, SignalRecord, TradeRecord
+
+if TYPE_CHECKING:
+    from agent.strategy import Decision
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStateChanged:
+    run_state: str                # STOPPED STARTING RUNNING PAUSED HALTED ERROR
+    position_state: str           # INITIALIZING CONNECTED MONITORING SIGNAL RISK_CHECK ENTERING IN_POSITION EXITING CLOSED
+    reason: str | None            # why HALTED / ERROR, else None
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class BarClosed:
+    bar: Bar
+    decision: "Decision"          # indicator values, signal, Fibonacci levels on signal bars
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTick:
+    """Latest traded price (live ticks; in replay the bar's close)."""
+
+    ts: int
+    price: float
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSeen:
+    signal: SignalRecord
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChanged:
+    order: OrderRecord
+
+
+@dataclass(frozen=True, slots=True)
+class PositionOpened:
+    trade: TradeRecord
+
+
+@dataclass(frozen=True, slots=True)
+class PositionClosed:
+    trade: TradeRecord
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceChanged:
+    ts: int
+    balance: float                # cash, quote currency
+    equity: float                 # cash + open position at the latest price
+    day_pnl: float                # equity minus the day's starting equity
+    unrealized_pnl: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayFinished:
+    bars: int
+
+
+Event = Union[EngineStateChanged, BarClosed, PriceTick, SignalSeen, OrderChanged,
+              PositionOpened, PositionClosed, BalanceChanged, ReplayFinished]
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Ordered, synchronous fan-out of engine events."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def publish(self, event: Event) -> None:
+        for callback in tuple(self._subscribers):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("event subscriber %r failed on %s", callback, type(event).__name__)
