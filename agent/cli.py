@@ -1,0 +1,220 @@
+"""`trading-agent`: one entry point for the window, headless runs and the small operator commands.
+Every command uses the same engine, config and store modules as the window (no second
+implementation). Exit codes: 0 done, 1 runtime failure (logged with context), 2 bad input
+(config, arguments, data), 3 refused for safety."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from agent.config import AgentConfig, ConfigError, config_warnings, default_config, load_config, summarize
+
+log = logging.getLogger("agent")
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
+COMMANDS = ("demo", "validate-config", "export-trades", "status", "clear-halt")
+DEMO_GUI_SPEED = 40.0
+
+
+class UsageError(Exception):
+    """Arguments that cannot be acted on; the message says which and why."""
+
+
+def parse_speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise UsageError(f"--speed must be 'max' or a number of bars per second, got {text!r}") from None
+    if not speed > 0:
+        raise UsageError(f"--speed must be positive, got {text!r}")
+    return speed
+
+
+def _run_parser(prog: str, demo: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Seller-exhaustion trading agent"
+                                + (": the demo replay of a synthetic sample" if demo else ""))
+    if not demo:
+        p.add_argument("--config", type=Path, help="config.json exported by the backtest app "
+                       "(default: DATA_DIR/config.json, else the built-in example)")
+        p.add_argument("--replay", type=Path, metavar="CSV", help="replay historical bars from a CSV")
+    p.add_argument("--data-dir", type=Path, help="where trades.db, state.json and logs live "
+                   "(default: the per-user data folder; the demo uses a fresh temporary folder)")
+    p.add_argument("--no-gui", action="store_true", help="run headless (systemd, CI)")
+    p.add_argument("--speed", default=None, help="replay speed: bars per second, or 'max'")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            return _command(argv[0], argv[1:])
+        return _run(_run_parser("trading-agent", demo=False).parse_args(argv), demo=False)
+    except (UsageError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _command(name: str, argv: list[str]) -> int:
+    if name == "demo":
+        return _run(_run_parser("trading-agent demo", demo=True).parse_args(argv), demo=True)
+    p = argparse.ArgumentParser(prog=f"trading-agent {name}")
+    if name == "validate-config":
+        p.add_argument("path", type=Path)
+        return validate_config(p.parse_args(argv).path)
+    p.add_argument("--data-dir", type=Path, required=True)
+    if name == "export-trades":
+        p.add_argument("--csv", type=Path, required=True)
+    args = p.parse_args(argv)
+    from persistence.store import Store, StoreError
+
+    db = args.data_dir / "trades.db"
+    if not db.exists():
+        raise UsageError(f"no trades.db in {args.data_dir}")
+    try:
+        store = Store(db)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        if name == "export-trades":
+            rows = store.export_trades_csv(args.csv)
+            print(f"wrote {rows} trades to {args.csv}")
+        elif name == "status":
+            _print_status(store)
+        else:
+            reason = store.get_meta("halt_reason")
+            if not reason:
+                print("not halted")
+            else:
+                store.set_meta("halt_reason", "")
+                store.commit(durable=True)
+                print(f"halt cleared (was: {reason})")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def validate_config(path: Path) -> int:
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        print(f"INVALID {path}\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"valid: {path}")
+    for line in summarize(cfg):
+        print(f"  {line}")
+    for warning in config_warnings(cfg):
+        print(f"  WARNING: {warning}")
+    return EXIT_OK
+
+
+def _print_status(store) -> None:
+    import time
+
+    stats = store.stats(time.time_ns() // 1_000_000)
+    trade = store.open_trade()
+    print(f"halted: {store.get_meta('halt_reason') or 'no'}")
+    print(f"balance: {store.get_meta('balance') or '-'}")
+    print(f"open position: {'none' if trade is None else f'{trade.amount} @ {trade.entry_price}'}")
+    print(f"trades: {stats.total_trades}, pnl {stats.total_pnl:.2f}, "
+          f"win rate {'-' if stats.win_rate is None else f'{stats.win_rate:.1f}%'}")
+
+
+def _resolve_config(args: argparse.Namespace, data_dir: Path, demo: bool) -> AgentConfig:
+    if demo:
+        return default_config()
+    if args.config is not None:
+        return load_config(args.config)
+    if (data_dir / "config.json").exists():
+        return load_config(data_dir / "config.json")
+    return default_config()
+
+
+def _run(args: argparse.Namespace, demo: bool) -> int:
+    from monitoring.logging_setup import setup_logging
+    from persistence.paths import default_data_dir
+
+    if demo:
+        data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="trading-agent-demo-"))
+    else:
+        data_dir = args.data_dir or default_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = _resolve_config(args, data_dir, demo)
+    setup_logging(data_dir / "logs", args.log_level, console=True)
+    for warning in config_warnings(config):
+        log.warning("config: %s", warning)
+    if demo:
+        csv_path = _write_demo_sample(data_dir)
+        speed = parse_speed(args.speed) if args.speed else (None if args.no_gui else DEMO_GUI_SPEED)
+    elif args.replay is not None:
+        csv_path = args.replay
+        speed = parse_speed(args.speed) if args.speed else None
+    else:
+        raise UsageError("live market data arrives with the exchange issue; for now run a replay "
+                         "(--replay CSV) or `trading-agent demo`")
+    if not csv_path.exists():
+        raise UsageError(f"replay file not found: {csv_path}")
+    log.info("data folder: %s", data_dir)
+
+    def make_engine():
+        from agent.engine import Engine
+
+        return Engine.for_replay(config, data_dir, csv_path, speed)
+
+    try:
+        if args.no_gui:
+            return asyncio.run(_headless(make_engine))
+        from ui.app import run_gui
+
+        return run_gui(make_engine, autostart=True)
+    except (UsageError, ConfigError):
+        raise
+    except Exception as exc:
+        from data.csv_source import DataError
+
+        if isinstance(exc, DataError):
+            raise UsageError(str(exc)) from None
+        log.exception("the agent stopped on an unexpected error")
+        print(f"error: {exc} (details in {data_dir / 'logs' / 'agent.log'})", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _write_demo_sample(data_dir: Path) -> Path:
+    from data.sample import generate_sample, write_csv
+
+    path = data_dir / "synthetic_sample_15m.csv"
+    if not path.exists():
+        write_csv(generate_sample(), path)
+    log.info("demo: replaying the SYNTHETIC sample %s", path)
+    return path
+
+
+async def _headless(make_engine) -> int:
+    engine = make_engine()
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await engine.start()
+    finished = asyncio.ensure_future(engine.wait_finished())
+    stop_wait = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({finished, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    for fut in (finished, stop_wait):
+        fut.cancel()
+    status = engine.status()
+    stats = engine.store.stats(engine.clock.now_ms())
+    await engine.stop()
+    log.info("done: %s, balance %.2f, %d closed trades, pnl %.2f%s", status.run_state, status.balance,
+             stats.total_trades, stats.total_pnl,
+             f", HALTED: {status.halt_reason}" if status.halt_reason else "")
+    return EXIT_OK if status.run_state != "ERROR" else EXIT_FAILED

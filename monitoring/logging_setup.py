@@ -1,0 +1,79 @@
+"""One logging set-up for every front end: a human console, a rotating human log file and a
+rotating JSON-lines file in the data folder. Every handler passes through the redactor, so a
+registered secret (API key, secret, passphrase, token) never reaches a log line in clear text,
+whoever formats it (invariant 4)."""
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import re
+import sys
+from pathlib import Path
+
+_SECRETS: set[str] = set()
+MASK = "***"
+# Shapes that are credentials whatever their value: key=..., "secret": "...", Bearer ...
+_SHAPES = re.compile(r"(?i)((?:api[_-]?key|api[_-]?secret|secret|passphrase|token|signature)"
+                     r"[\"']?\s*[:=]\s*[\"']?)([^\s\"'&,}]{6,})")
+HUMAN_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+
+
+def register_secret(value: str | None) -> None:
+    """Mask this exact value in every log line from now on (values shorter than 6 chars are
+    not credentials and would mask ordinary words)."""
+    if value and len(value) >= 6:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return _SHAPES.sub(lambda m: m.group(1) + MASK, text)
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class JsonLinesFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(entry, ensure_ascii=False))
+
+
+def setup_logging(log_dir: Path | None, level: str = "INFO", console: bool = True) -> None:
+    """Idempotent: replaces the handlers this function installed before."""
+    import time
+
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_agent_handler", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG)
+    handlers: list[logging.Handler] = []
+    if console:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setLevel(level.upper())
+        stream.setFormatter(RedactingFormatter(HUMAN_FORMAT, "%H:%M:%S"))
+        handlers.append(stream)
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        human = logging.handlers.RotatingFileHandler(log_dir / "agent.log", maxBytes=10_000_000,
+                                                     backupCount=5, encoding="utf-8")
+        human.setLevel(logging.DEBUG)
+        human.setFormatter(RedactingFormatter(HUMAN_FORMAT))
+        jsonl = logging.handlers.RotatingFileHandler(log_dir / "agent.jsonl", maxBytes=10_000_000,
+                                                     backupCount=5, encoding="utf-8")
+        jsonl.setLevel(logging.INFO)
+        jsonl.setFormatter(JsonLinesFormatter())
+        handlers += [human, jsonl]
+    for handler in handlers:
+        handler.formatter.converter = time.gmtime
+        handler._agent_handler = True
+        root.addHandler(handler)
