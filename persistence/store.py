@@ -1,0 +1,570 @@
+"""trades.db: the agent's authoritative record (orders, trades, signals, balance snapshots, meta).
+
+Guarantees, in plain words:
+- Writes accumulate in one open transaction; nothing is visible after a crash until commit().
+  close() rolls back whatever was not committed, so a clean close equals a crash.
+- WAL with synchronous=NORMAL: every commit survives a killed process. commit(durable=True)
+  additionally survives power loss (the WAL is fsynced), for order rows written before sending.
+- Times are Unix ms in memory and ISO 8601 UTC text in the database ("2025-08-01T12:30:00Z",
+  ".123Z" only when the milliseconds are non-zero); the conversion round-trips exactly.
+- One writer: the store is used from one thread at a time.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import operator
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from persistence.paths import fsync_dir
+from persistence.records import OrderRecord, SignalRecord, SnapshotRecord, Stats, TradeRecord
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_DAY_MS = 86_400_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked: not a trades.db, newer schema, locked, bad row."""
+
+
+# --- ISO 8601 UTC <-> Unix ms ----------------------------------------------------------------
+
+def iso_from_ms(ts_ms: int) -> str:
+    """Unix ms -> "YYYY-MM-DDTHH:MM:SSZ" (".mmmZ" only when ms != 0). Integers only: a float
+    time would silently lose precision, so it is refused."""
+    try:
+        ts = operator.index(ts_ms)
+    except TypeError:
+        raise StoreError(f"timestamp must be integer Unix ms, got {ts_ms!r}") from None
+    secs, ms = divmod(ts, 1000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return f"{base}.{ms:03d}Z" if ms else f"{base}Z"
+
+
+def ms_from_iso(text: str) -> int:
+    """Inverse of iso_from_ms; exact (integer timedelta arithmetic, no float seconds)."""
+    try:
+        dt = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise StoreError(f"not an ISO 8601 timestamp: {text!r}") from None
+    if dt.tzinfo is None:
+        raise StoreError(f"timestamp without a UTC designator: {text!r}")
+    return (dt - _EPOCH) // _MS
+
+
+def _opt_iso(ts_ms: int | None) -> str | None:
+    return None if ts_ms is None else iso_from_ms(ts_ms)
+
+
+def _opt_ms(text: str | None) -> int | None:
+    return None if text is None else ms_from_iso(text)
+
+
+def _json_levels(levels: dict[str, float] | None) -> str | None:
+    if levels is None:
+        return None
+    try:
+        return json.dumps(levels, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"fib_levels is not a JSON object of finite numbers: {exc}") from None
+
+
+def _levels_from_json(text: str | None) -> dict[str, float] | None:
+    return None if text is None else json.loads(text)
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+_SCHEMA_V1 = """
+CREATE TABLE trades (
+    id                INTEGER PRIMARY KEY,
+    pair              TEXT    NOT NULL,
+    side              TEXT    NOT NULL DEFAULT 'long' CHECK (side = 'long'),
+    signal_timestamp  TEXT    NOT NULL,
+    entry_timestamp   TEXT    NOT NULL,
+    entry_price       REAL    NOT NULL,
+    entry_reference   REAL    NOT NULL,
+    amount            REAL    NOT NULL,
+    entry_fee         REAL    NOT NULL,
+    mode              TEXT    NOT NULL CHECK (mode IN ('paper', 'testnet', 'live')),
+    fib_target_level  REAL,
+    target_price      REAL,
+    tp_price          REAL,
+    stop_price        REAL,
+    risk_stop         REAL,
+    swing_high        REAL,
+    swing_low         REAL,
+    status            TEXT    NOT NULL CHECK (status IN ('open', 'closed')),
+    exit_timestamp    TEXT,
+    exit_price        REAL,
+    exit_reference    REAL,
+    exit_fee          REAL    NOT NULL DEFAULT 0,
+    exit_reason       TEXT,
+    bars_held         INTEGER NOT NULL DEFAULT 0,
+    pnl               REAL,
+    pnl_percent       REAL,
+    created_at        TEXT    NOT NULL,
+    updated_at        TEXT    NOT NULL,
+    CONSTRAINT closed_trade_complete CHECK (status = 'open' OR (exit_timestamp IS NOT NULL
+        AND exit_price IS NOT NULL AND pnl IS NOT NULL AND pnl_percent IS NOT NULL))
+);
+-- Single pair, long only: at most one open trade. A second one is a double entry.
+CREATE UNIQUE INDEX trades_one_open ON trades (status) WHERE status = 'open';
+CREATE INDEX trades_exit_timestamp ON trades (exit_timestamp) WHERE status = 'closed';
+
+CREATE TABLE orders (
+    id                 INTEGER PRIMARY KEY,
+    client_order_id    TEXT    NOT NULL UNIQUE,
+    trade_id           INTEGER REFERENCES trades (id),
+    purpose            TEXT    NOT NULL CHECK (purpose IN ('entry', 'exit')),
+    side               TEXT    NOT NULL CHECK (side IN ('buy', 'sell')),
+    type               TEXT    NOT NULL CHECK (type IN ('market', 'limit', 'stop')),
+    amount             REAL    NOT NULL,
+    limit_price        REAL,
+    stop_price         REAL,
+    expected_price     REAL,
+    fill_price         REAL,
+    filled_amount      REAL    NOT NULL DEFAULT 0,
+    fee                REAL    NOT NULL DEFAULT 0,
+    status             TEXT    NOT NULL CHECK (status IN
+                           ('new', 'open', 'filled', 'canceled', 'rejected', 'unknown')),
+    exchange_order_id  TEXT,
+    reason             TEXT,
+    created_timestamp  TEXT    NOT NULL,
+    updated_timestamp  TEXT
+);
+CREATE INDEX orders_unresolved ON orders (status) WHERE status IN ('new', 'open', 'unknown');
+CREATE INDEX orders_trade_id ON orders (trade_id);
+
+CREATE TABLE signals (
+    id              INTEGER PRIMARY KEY,
+    bar_timestamp   TEXT NOT NULL,
+    close           REAL NOT NULL,
+    ema_fast        REAL NOT NULL,
+    ema_slow        REAL NOT NULL,
+    vol_z           REAL NOT NULL,
+    tr_z            REAL NOT NULL,
+    cloc            REAL NOT NULL,
+    fib_swing_high  REAL,
+    fib_levels      TEXT,
+    target_price    REAL,
+    action          TEXT NOT NULL CHECK (action IN ('ENTERED', 'SKIPPED')),
+    reason          TEXT NOT NULL
+);
+
+-- peak_equity / max_drawdown_percent are running values up to and including the row, so
+-- stats() reads the drawdown from the last row instead of scanning every snapshot.
+CREATE TABLE balance_snapshots (
+    id                    INTEGER PRIMARY KEY,
+    timestamp             TEXT NOT NULL,
+    balance               REAL NOT NULL,
+    equity                REAL NOT NULL,
+    unrealized_pnl        REAL NOT NULL,
+    position_amount       REAL NOT NULL,
+    price                 REAL,
+    peak_equity           REAL NOT NULL,
+    max_drawdown_percent  REAL NOT NULL
+);
+
+CREATE TABLE meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- One row rewritten by commit(durable=True): a tiny write committed under synchronous=FULL
+-- fsyncs the WAL, and with it every commit before it.
+CREATE TABLE durable_barrier (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL
+);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}   # target version -> script from version - 1
+
+
+# --- row mapping: (column, record attribute, encode, decode) ---------------------------------
+
+Codec = tuple[str, str, Callable[[Any], Any] | None, Callable[[Any], Any] | None]
+
+_TRADE_COLUMNS: tuple[Codec, ...] = (
+    ("pair", "pair", None, None),
+    ("signal_timestamp", "signal_ts", iso_from_ms, ms_from_iso),
+    ("entry_timestamp", "entry_ts", iso_from_ms, ms_from_iso),
+    ("entry_price", "entry_price", None, None),
+    ("entry_reference", "entry_reference", None, None),
+    ("amount", "amount", None, None),
+    ("entry_fee", "entry_fee", None, None),
+    ("mode", "mode", None, None),
+    ("fib_target_level", "fib_target_level", None, None),
+    ("target_price", "target_price", None, None),
+    ("tp_price", "tp_price", None, None),
+    ("stop_price", "stop_price", None, None),
+    ("risk_stop", "risk_stop", None, None),
+    ("swing_high", "swing_high", None, None),
+    ("swing_low", "swing_low", None, None),
+    ("status", "status", None, None),
+    ("exit_timestamp", "exit_ts", _opt_iso, _opt_ms),
+    ("exit_price", "exit_price", None, None),
+    ("exit_reference", "exit_reference", None, None),
+    ("exit_fee", "exit_fee", None, None),
+    ("exit_reason", "exit_reason", None, None),
+    ("bars_held", "bars_held", None, None),
+    ("pnl", "pnl", None, None),
+    ("pnl_percent", "pnl_percent", None, None),
+)
+
+_ORDER_COLUMNS: tuple[Codec, ...] = (
+    ("client_order_id", "client_order_id", None, None),
+    ("trade_id", "trade_id", None, None),
+    ("purpose", "purpose", None, None),
+    ("side", "side", None, None),
+    ("type", "type", None, None),
+    ("amount", "amount", None, None),
+    ("limit_price", "limit_price", None, None),
+    ("stop_price", "stop_price", None, None),
+    ("expected_price", "expected_price", None, None),
+    ("fill_price", "fill_price", None, None),
+    ("filled_amount", "filled_amount", None, None),
+    ("fee", "fee", None, None),
+    ("status", "status", None, None),
+    ("exchange_order_id", "exchange_order_id", None, None),
+    ("reason", "reason", None, None),
+    ("created_timestamp", "created_ts", iso_from_ms, ms_from_iso),
+    ("updated_timestamp", "updated_ts", _opt_iso, _opt_ms),
+)
+
+_SIGNAL_COLUMNS: tuple[Codec, ...] = (
+    ("bar_timestamp", "bar_ts", iso_from_ms, ms_from_iso),
+    ("close", "close", None, None),
+    ("ema_fast", "ema_fast", None, None),
+    ("ema_slow", "ema_slow", None, None),
+    ("vol_z", "vol_z", None, None),
+    ("tr_z", "tr_z", None, None),
+    ("cloc", "cloc", None, None),
+    ("fib_swing_high", "fib_swing_high", None, None),
+    ("fib_levels", "fib_levels", _json_levels, _levels_from_json),
+    ("target_price", "target_price", None, None),
+    ("action", "action", None, None),
+    ("reason", "reason", None, None),
+)
+
+_SNAPSHOT_COLUMNS: tuple[Codec, ...] = (
+    ("timestamp", "ts", iso_from_ms, ms_from_iso),
+    ("balance", "balance", None, None),
+    ("equity", "equity", None, None),
+    ("unrealized_pnl", "unrealized_pnl", None, None),
+    ("position_amount", "position_amount", None, None),
+    ("price", "price", None, None),
+)
+
+
+def _encode(columns: Sequence[Codec], record: Any) -> list[Any]:
+    return [getattr(record, attr) if enc is None else enc(getattr(record, attr))
+            for _, attr, enc, _ in columns]
+
+
+def _decoder(cls: type, columns: Sequence[Codec], with_id: bool) -> Callable[[Sequence[Any]], Any]:
+    def decode(row: Sequence[Any]) -> Any:
+        values = row[1:] if with_id else row
+        kwargs = {attr: v if dec is None else dec(v)
+                  for (_, attr, _, dec), v in zip(columns, values)}
+        if with_id:
+            kwargs["id"] = row[0]
+        return cls(**kwargs)
+    return decode
+
+
+def _names(columns: Sequence[Codec]) -> str:
+    return ", ".join(c[0] for c in columns)
+
+
+_TRADE_SELECT = f"SELECT id, {_names(_TRADE_COLUMNS)} FROM trades"
+_TRADE_INSERT = (f"INSERT INTO trades ({_names(_TRADE_COLUMNS)}, created_at, updated_at) "
+                 f"VALUES ({', '.join('?' * (len(_TRADE_COLUMNS) + 2))})")
+_TRADE_UPDATE = (f"UPDATE trades SET {', '.join(c[0] + ' = ?' for c in _TRADE_COLUMNS)}, "
+                 f"updated_at = ? WHERE id = ?")
+_ORDER_SELECT = f"SELECT {_names(_ORDER_COLUMNS)} FROM orders"
+_ORDER_INSERT = (f"INSERT INTO orders ({_names(_ORDER_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(_ORDER_COLUMNS))})")
+_ORDER_UPDATE = (f"UPDATE orders SET {', '.join(c[0] + ' = ?' for c in _ORDER_COLUMNS[1:])} "
+                 f"WHERE client_order_id = ?")
+_SIGNAL_SELECT = f"SELECT {_names(_SIGNAL_COLUMNS)} FROM signals"
+_SIGNAL_INSERT = (f"INSERT INTO signals ({_names(_SIGNAL_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * len(_SIGNAL_COLUMNS))})")
+_SNAPSHOT_SELECT = f"SELECT {_names(_SNAPSHOT_COLUMNS)} FROM balance_snapshots"
+_SNAPSHOT_INSERT = (f"INSERT INTO balance_snapshots ({_names(_SNAPSHOT_COLUMNS)}, peak_equity, "
+                    f"max_drawdown_percent) VALUES ({', '.join('?' * (len(_SNAPSHOT_COLUMNS) + 2))})")
+
+_decode_trade = _decoder(TradeRecord, _TRADE_COLUMNS, with_id=True)
+_decode_order = _decoder(OrderRecord, _ORDER_COLUMNS, with_id=False)
+_decode_signal = _decoder(SignalRecord, _SIGNAL_COLUMNS, with_id=False)
+_decode_snapshot = _decoder(SnapshotRecord, _SNAPSHOT_COLUMNS, with_id=False)
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# --- the store --------------------------------------------------------------------------------
+
+class Store:
+    """The one writer of trades.db. See the module docstring for what it guarantees."""
+
+    def __init__(self, path: Path, *, wall_clock_ms: Callable[[], int] = _wall_clock_ms) -> None:
+        """Open or create trades.db. `wall_clock_ms` stamps the trades' created_at/updated_at
+        audit columns (when the row was written, real time even in replay)."""
+        self.path = Path(path)
+        self._wall_clock_ms = wall_clock_ms
+        created = not self.path.exists()
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            self._configure()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path} is not a usable trades.db: {exc}") from exc
+        except StoreError:
+            self._conn.close()
+            raise
+        if created:
+            fsync_dir(self.path.parent)
+        self._peak: float | None = None
+        self._max_dd = 0.0
+        self._load_drawdown()
+
+    def _configure(self) -> None:
+        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"{self.path}: cannot switch to WAL journal (got {mode!r})")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}, newer than this "
+                             f"agent's {SCHEMA_VERSION}: upgrade the agent")
+        if version == 0:
+            tables = self._conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            if tables:
+                raise StoreError(f"{self.path} is an SQLite file but not a trades.db "
+                                 f"(no schema version, {tables} foreign tables)")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            # executescript commits first; the script is its own transaction with the version.
+            self._conn.executescript(
+                f"BEGIN; {_MIGRATIONS[target]} PRAGMA user_version = {target}; COMMIT;")
+            log.info("trades.db %s migrated to schema version %d", self.path, target)
+
+    def _load_drawdown(self) -> None:
+        row = self._conn.execute("SELECT peak_equity, max_drawdown_percent FROM balance_snapshots "
+                                 "ORDER BY id DESC LIMIT 1").fetchone()
+        self._peak, self._max_dd = (row[0], row[1]) if row else (None, 0.0)
+
+    def close(self) -> None:
+        """Roll back anything not committed (a close equals a crash) and release the file."""
+        self._conn.rollback()
+        self._conn.close()
+
+    def commit(self, durable: bool = False) -> None:
+        """Commit the open transaction. durable=True also fsyncs the WAL (synchronous=FULL for
+        one barrier write), so this and every earlier commit survive power loss."""
+        try:
+            self._conn.commit()
+            if durable:
+                self._conn.execute("PRAGMA synchronous=FULL")
+                try:
+                    self._conn.execute(
+                        "INSERT INTO durable_barrier (id, seq) VALUES (1, 1) "
+                        "ON CONFLICT (id) DO UPDATE SET seq = seq + 1")
+                    self._conn.commit()
+                finally:
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            self._conn.rollback()
+            self._load_drawdown()
+            raise StoreError(f"commit to {self.path} failed: {exc}") from exc
+
+    # --- orders -------------------------------------------------------------------------------
+
+    def insert_order(self, order: OrderRecord) -> None:
+        """Record an order before it is sent (invariant 1); the client order id is unique."""
+        try:
+            self._conn.execute(_ORDER_INSERT, _encode(_ORDER_COLUMNS, order))
+        except sqlite3.IntegrityError as exc:
+            if "orders.client_order_id" in str(exc):
+                raise StoreError(f"duplicate client order id {order.client_order_id!r}") from exc
+            raise StoreError(f"order {order.client_order_id!r} rejected: {exc}") from exc
+
+    def update_order(self, order: OrderRecord) -> None:
+        """Rewrite every field of the order with this client order id."""
+        values = _encode(_ORDER_COLUMNS, order)
+        try:
+            cur = self._conn.execute(_ORDER_UPDATE, values[1:] + values[:1])
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"order {order.client_order_id!r} update rejected: {exc}") from exc
+        if cur.rowcount != 1:
+            raise StoreError(f"no order with client order id {order.client_order_id!r}")
+
+    def get_order(self, client_order_id: str) -> OrderRecord | None:
+        row = self._conn.execute(f"{_ORDER_SELECT} WHERE client_order_id = ?",
+                                 (client_order_id,)).fetchone()
+        return None if row is None else _decode_order(row)
+
+    def unresolved_orders(self) -> list[OrderRecord]:
+        """Orders whose outcome is not known yet: startup looks each up on the exchange."""
+        rows = self._conn.execute(f"{_ORDER_SELECT} WHERE status IN ('new', 'open', 'unknown') "
+                                  "ORDER BY id").fetchall()
+        return [_decode_order(r) for r in rows]
+
+    def orders_for_trade(self, trade_id: int) -> list[OrderRecord]:
+        rows = self._conn.execute(f"{_ORDER_SELECT} WHERE trade_id = ? ORDER BY id",
+                                  (trade_id,)).fetchall()
+        return [_decode_order(r) for r in rows]
+
+    # --- trades -------------------------------------------------------------------------------
+
+    def insert_trade(self, trade: TradeRecord) -> int:
+        """Insert a new trade, set trade.id and return it. At most one trade may be open."""
+        if trade.id is not None:
+            raise StoreError(f"trade already has id {trade.id}; use update_trade")
+        now = iso_from_ms(self._wall_clock_ms())
+        try:
+            cur = self._conn.execute(_TRADE_INSERT, _encode(_TRADE_COLUMNS, trade) + [now, now])
+        except sqlite3.IntegrityError as exc:
+            if "trades.status" in str(exc):
+                raise StoreError("cannot insert an open trade: another trade is already "
+                                 f"open (id {self.open_trade().id})") from exc
+            raise StoreError(f"trade rejected: {exc}") from exc
+        trade.id = cur.lastrowid
+        return trade.id
+
+    def update_trade(self, trade: TradeRecord) -> None:
+        """Rewrite every field of the trade with trade.id."""
+        if trade.id is None:
+            raise StoreError("trade has no id; insert_trade it first")
+        now = iso_from_ms(self._wall_clock_ms())
+        try:
+            cur = self._conn.execute(_TRADE_UPDATE,
+                                     _encode(_TRADE_COLUMNS, trade) + [now, trade.id])
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"trade {trade.id} update rejected: {exc}") from exc
+        if cur.rowcount != 1:
+            raise StoreError(f"no trade with id {trade.id}")
+
+    def open_trade(self) -> TradeRecord | None:
+        row = self._conn.execute(f"{_TRADE_SELECT} WHERE status = 'open'").fetchone()
+        return None if row is None else _decode_trade(row)
+
+    def closed_trades(self, limit: int | None = None) -> list[TradeRecord]:
+        """Closed trades oldest first; with `limit`, only the most recent `limit` of them."""
+        return [_decode_trade(r) for r in
+                self._tail(f"{_TRADE_SELECT} WHERE status = 'closed'", "id", limit)]
+
+    def _tail(self, select: str, key: str, limit: int | None) -> list[Sequence[Any]]:
+        if limit is None:
+            return self._conn.execute(f"{select} ORDER BY {key}").fetchall()
+        if limit < 0:
+            raise StoreError(f"limit must be >= 0, got {limit}")
+        rows = self._conn.execute(f"{select} ORDER BY {key} DESC LIMIT ?", (limit,)).fetchall()
+        rows.reverse()
+        return rows
+
+    # --- signals and snapshots ----------------------------------------------------------------
+
+    def insert_signal(self, signal: SignalRecord) -> None:
+        try:
+            self._conn.execute(_SIGNAL_INSERT, _encode(_SIGNAL_COLUMNS, signal))
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"signal at {_opt_iso(signal.bar_ts)} rejected: {exc}") from exc
+
+    def signals(self, limit: int | None = None) -> list[SignalRecord]:
+        """Signals oldest first; with `limit`, only the most recent `limit` of them."""
+        select = f"SELECT id, {_names(_SIGNAL_COLUMNS)} FROM signals"
+        return [_decode_signal(r[1:]) for r in self._tail(select, "id", limit)]
+
+    def insert_snapshot(self, snap: SnapshotRecord) -> None:
+        """Append a balance snapshot; keeps the running equity peak and max drawdown."""
+        equity = snap.equity
+        peak = equity if self._peak is None or equity > self._peak else self._peak
+        max_dd = self._max_dd
+        if peak > 0:
+            max_dd = max(max_dd, (peak - equity) / peak * 100.0)
+        try:
+            self._conn.execute(_SNAPSHOT_INSERT,
+                               (iso_from_ms(snap.ts), snap.balance, equity, snap.unrealized_pnl,
+                                snap.position_amount, snap.price, peak, max_dd))
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"snapshot at {snap.ts} rejected: {exc}") from exc
+        self._peak, self._max_dd = peak, max_dd
+
+    def last_snapshot(self) -> SnapshotRecord | None:
+        row = self._conn.execute(f"{_SNAPSHOT_SELECT} ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else _decode_snapshot(row)
+
+    # --- meta ---------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        if not isinstance(value, str):
+            raise StoreError(f"meta value for {key!r} must be str, got {type(value).__name__}")
+        self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # --- reports ------------------------------------------------------------------------------
+
+    def stats(self, now_ms: int) -> Stats:
+        """Performance figures from closed trades; 'today' is the UTC day containing now_ms,
+        by exit time. A handful of aggregate queries: cheap enough to call every second."""
+        day_start = now_ms - now_ms % _DAY_MS
+        day, next_day = iso_from_ms(day_start)[:10], iso_from_ms(day_start + _DAY_MS)[:10]
+        # Date-only bounds compare correctly against both ".mmmZ" and "Z" forms of a time.
+        t_n, t_w, t_l, t_pnl = self._conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE pnl > 0), count(*) FILTER (WHERE pnl <= 0), "
+            "coalesce(sum(pnl), 0.0) FROM trades WHERE status = 'closed' "
+            "AND exit_timestamp >= ? AND exit_timestamp < ?", (day, next_day)).fetchone()
+        n, wins, pnl, mean, avg_ms = self._conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE pnl > 0), coalesce(sum(pnl), 0.0), "
+            "avg(pnl_percent), avg(round((julianday(exit_timestamp) - "
+            "julianday(entry_timestamp)) * 86400000.0)) FROM trades WHERE status = 'closed'"
+        ).fetchone()
+        sharpe = None
+        if n >= 2:
+            ss = self._conn.execute("SELECT sum((pnl_percent - ?) * (pnl_percent - ?)) FROM "
+                                    "trades WHERE status = 'closed'", (mean, mean)).fetchone()[0]
+            std = (ss / (n - 1)) ** 0.5
+            sharpe = mean / std if std > 0 else None
+        return Stats(today_trades=t_n, today_wins=t_w, today_losses=t_l, today_pnl=t_pnl,
+                     total_trades=n, total_wins=wins, total_pnl=pnl,
+                     max_drawdown_percent=self._max_dd, sharpe=sharpe,
+                     avg_duration_minutes=None if avg_ms is None else avg_ms / 60_000.0)
+
+    def export_trades_csv(self, out: Path) -> int:
+        """Write every trade (open and closed), oldest first, with a header row and the
+        database's own columns (ISO times). Returns the number of trade rows written."""
+        cur = self._conn.execute("SELECT * FROM trades ORDER BY id")
+        header = [d[0] for d in cur.description]
+        count = 0
+        with open(out, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            for row in cur:   # csv writes None as an empty field and floats by repr
+                writer.writerow(row)
+                count += 1
+        return count
