@@ -1,0 +1,165 @@
+"""Replay of a CSV file as a feed of closed bars: load once, then stream at a chosen speed.
+
+Loading is where every data problem surfaces (bad rows, invalid bars, gaps, an interval that
+does not fit the timeframe), logged once each; the stream only paces bars that are known good.
+Pacing runs on the event loop's monotonic clock, never the wall clock.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.bar import Bar, iso_utc
+from data.candle_builder import CandleBuilder, detect_interval_ms, interval_name
+from data.csv_source import DataError, read_csv
+from data.validator import Gap, Rejected, find_gaps, validate_bars
+
+log = logging.getLogger(__name__)
+
+# At max speed, hand control back to the loop this often so a GUI sharing it stays responsive.
+YIELD_EVERY_BARS = 64
+
+
+@dataclass
+class ReplayData:
+    """Bars ready for the strategy, plus what was refused or missing on the way."""
+
+    bars: list[Bar]
+    rejected: list[Rejected]
+    gaps: list[Gap]
+    source_interval_ms: int
+    target_interval_ms: int
+
+
+def load_replay(path: Path, timeframe_minutes: int) -> ReplayData:
+    """Read, validate and (if the file is finer) aggregate a CSV to the timeframe.
+
+    Each rejected row and each gap in the resulting series is logged at WARNING. Raises
+    DataError when the file is unusable: unreadable, bad header, no valid bars, an interval
+    coarser than or not dividing the timeframe, or no complete bar after aggregation.
+    """
+    if timeframe_minutes <= 0:
+        raise DataError(f"timeframe must be a positive number of minutes, got {timeframe_minutes}")
+    target_ms = timeframe_minutes * 60_000
+    contents = read_csv(path)
+    bars, invalid = validate_bars(contents.bars, contents.lines)
+    rejected = sorted(contents.rejected + invalid, key=lambda r: (r.line or 0))
+    for item in rejected:
+        where = f"line {item.line}" if item.line is not None else "bar"
+        log.warning("%s: %s rejected: %s", path, where, item.reason)
+    if len(bars) < 2:
+        raise DataError(
+            f"{path}: only {len(bars)} valid bar(s) out of "
+            f"{len(bars) + len(rejected)} row(s): nothing usable to replay"
+        )
+    source_ms = detect_interval_ms(bars)
+    if source_ms != target_ms:
+        builder = CandleBuilder(source_ms, target_ms)
+        fine_count = len(bars)
+        bars = [candle for bar in bars if (candle := builder.add(bar)) is not None]
+        builder.flush()
+        log.info(
+            "%s: aggregated %d %s bars into %d %s bars (%d incomplete bucket(s) dropped)",
+            path, fine_count, interval_name(source_ms), len(bars),
+            interval_name(target_ms), builder.dropped_buckets,
+        )
+        if not bars:
+            raise DataError(
+                f"{path}: no complete {interval_name(target_ms)} bucket in "
+                f"{fine_count} {interval_name(source_ms)} bars: nothing usable to replay"
+            )
+    gaps = find_gaps(bars, target_ms)
+    for gap in gaps:
+        log.warning(
+            "%s: gap of %d missing %s bar(s) between %s and %s",
+            path, gap.missing_bars, interval_name(target_ms),
+            iso_utc(gap.after_ts), iso_utc(gap.next_ts),
+        )
+    return ReplayData(bars, rejected, gaps, source_ms, target_ms)
+
+
+class ReplayFeed:
+    """Streams bars at `speed` bars per second (None = as fast as possible).
+
+    The schedule is drift-free: bar k is due at anchor + k / speed on the loop's monotonic
+    clock, so a slow consumer makes the feed catch up rather than fall ever further behind.
+    Changing `speed` while streaming re-anchors the schedule at the last bar sent and wakes a
+    pending wait, so a GUI's speed change takes effect at once.
+    """
+
+    def __init__(self, bars: Sequence[Bar], speed: float | None, source_name: str = "replay") -> None:
+        for prev, nxt in zip(bars, bars[1:]):
+            if nxt.ts <= prev.ts:
+                raise DataError(
+                    f"{source_name}: bars must have increasing timestamps: "
+                    f"{iso_utc(nxt.ts)} follows {iso_utc(prev.ts)}"
+                )
+        self._bars = list(bars)
+        self._speed = _checked_speed(speed)
+        self._source_name = source_name
+        self._speed_changed: asyncio.Event | None = None
+
+    @property
+    def speed(self) -> float | None:
+        """Bars per second, or None for as fast as possible."""
+        return self._speed
+
+    @speed.setter
+    def speed(self, value: float | None) -> None:
+        self._speed = _checked_speed(value)
+        if self._speed_changed is not None:
+            self._speed_changed.set()
+
+    @property
+    def source_description(self) -> str:
+        """What is being replayed, for the status bar and the log."""
+        pace = "max speed" if self._speed is None else f"{self._speed:g} bars/s"
+        if not self._bars:
+            return f"{self._source_name} (no bars), {pace}"
+        return (
+            f"{self._source_name} ({len(self._bars)} bars, {iso_utc(self._bars[0].ts)} .. "
+            f"{iso_utc(self._bars[-1].ts)}), {pace}"
+        )
+
+    async def stream(self, start_after_ts: int | None = None) -> AsyncIterator[Bar]:
+        """Bars with ts > start_after_ts (all when None), paced at the current speed."""
+        loop = asyncio.get_running_loop()
+        self._speed_changed = asyncio.Event()
+        bars = self._bars
+        if start_after_ts is not None:
+            bars = [bar for bar in bars if bar.ts > start_after_ts]
+        due: float | None = None  # when the next bar is due on loop.time(); None = now
+        since_yield = 0
+        for bar in bars:
+            while (speed := self._speed) is not None and due is not None:
+                delay = due - loop.time()
+                if delay <= 0:
+                    break
+                self._speed_changed.clear()
+                try:
+                    await asyncio.wait_for(self._speed_changed.wait(), delay)
+                except TimeoutError:
+                    pass
+                since_yield = 0
+                if self._speed != speed:
+                    # Re-pace from the previous bar's due time at the new speed.
+                    due = None if self._speed is None else due - 1.0 / speed + 1.0 / self._speed
+            since_yield += 1
+            if since_yield >= YIELD_EVERY_BARS:
+                await asyncio.sleep(0)
+                since_yield = 0
+            yield bar
+            speed = self._speed
+            due = None if speed is None else (loop.time() if due is None else due) + 1.0 / speed
+
+
+def _checked_speed(speed: float | None) -> float | None:
+    if speed is None:
+        return None
+    if not (speed > 0 and math.isfinite(speed)):
+        raise ValueError(f"replay speed must be a positive number of bars/s or None, got {speed}")
+    return float(speed)
