@@ -129,17 +129,46 @@ class CandleBuilder:
 
 
 def _merge(bucket_start: int, parts: Sequence[Bar]) -> Bar:
-    volume = 0.0
-    for part in parts:
-        volume += part.volume
+    volumes = [p.volume for p in parts]
     return Bar(
         ts=bucket_start,
         open=parts[0].open,
         high=max(p.high for p in parts),
         low=min(p.low for p in parts),
         close=parts[-1].close,
-        volume=volume,
+        volume=volumes[0] + _pairwise_sum(volumes[1:]),
     )
+
+
+def _pairwise_sum(values: Sequence[float]) -> float:
+    """Sum in exactly numpy's order (its add-reduce: first value + pairwise sum of the rest).
+
+    The backtest app aggregates with pandas, which sums that way; a naive left-to-right sum
+    differs in the last bit for about a third of the buckets, and the volume z-score compares
+    strictly against a threshold, so the agent reproduces the order instead of "improving" it.
+    """
+    n = len(values)
+    if n < 8:
+        total = -0.0
+        for value in values:
+            total += value
+        return total
+    if n <= 128:
+        lanes = list(values[:8])
+        i = 8
+        while i < n - n % 8:
+            for lane in range(8):
+                lanes[lane] += values[i + lane]
+            i += 8
+        total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + (
+            (lanes[4] + lanes[5]) + (lanes[6] + lanes[7])
+        )
+        for value in values[i:]:
+            total += value
+        return total
+    half = n // 2
+    half -= half % 8
+    return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
 
 
 def aggregate(bars: Iterable[Bar], source_ms: int, target_ms: int) -> list[Bar]:
