@@ -32,7 +32,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 TIMEFRAMES = {"1m": 1, "3m": 3, "5m": 5, "10m": 10, "15m": 15, "30m": 30, "60m": 60}
@@ -340,7 +339,7 @@ def parse_config(text: str, source: str = "config.json") -> AgentConfig:
         return AgentConfig.model_validate(data)
     except ValidationError as exc:
         # `from None`: the ValidationError carries input values, which may be secrets.
-        problems = [_describe(error) for error in exc.errors(include_url=False, include_input=False)]
+        problems = [_describe(error) for error in exc.errors(include_url=False)]
         raise ConfigError(_join(source, problems), problems) from None
 
 
@@ -351,7 +350,7 @@ def default_config() -> AgentConfig:
 
 
 class _JsonProblem(ValueError):
-    """Raised inside the JSON hooks; turned into a ConfigError with the position."""
+    """Raised inside the JSON hooks; turned into a ConfigError naming the source."""
 
 
 def _reject_constant(name: str) -> float:
@@ -392,15 +391,32 @@ def _describe(error: Any) -> str:
         hint = difflib.get_close_matches(loc[-1], known, n=1)
         message = "unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
         return f"{path}: {message} (allowed keys: {', '.join(known)})"
-    message = "missing" if kind == "missing" else error["msg"]
+    message = _MESSAGES.get(kind, error["msg"]) + _echo(loc, error.get("input"))
     allowed = ctx.get("allowed") or _allowed_text(loc)
     return f"{path}: {message} (allowed: {allowed})" if allowed else f"{path}: {message}"
 
 
+# pydantic's wording names our classes for these; the operator edits JSON, not Python.
+_MESSAGES = {"missing": "missing", "model_type": "must be a JSON object",
+             "dict_type": "must be a JSON object", "model_attributes_type": "must be a JSON object"}
+
+
+def _echo(loc: list[str], value: Any) -> str:
+    """`, got 12` for a wrong number or boolean. Text is never echoed, nor anything given for a
+    credential field: it may be a secret."""
+    if loc and loc[-1] in CREDENTIAL_ENV_VARS:
+        return ""
+    if isinstance(value, (bool, int, float)):
+        return f", got {json.dumps(value)}"
+    return ""
+
+
 def _model_at(loc: list[str]) -> type[BaseModel]:
+    """The section model that `loc` points into (the innermost model along the path)."""
     model: type[BaseModel] = AgentConfig
     for part in loc:
-        annotation = model.model_fields[part].annotation
+        info = model.model_fields.get(part)
+        annotation = info.annotation if info is not None else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             break
         model = annotation
@@ -410,24 +426,11 @@ def _model_at(loc: list[str]) -> type[BaseModel]:
 def _allowed_text(loc: list[str]) -> str | None:
     if not loc:
         return "a JSON object with the exporter's sections"
-    info = _field_info(loc)
+    info = _model_at(loc[:-1]).model_fields.get(loc[-1])
     if info is None or not isinstance(info.json_schema_extra, dict):
         return None
     allowed = info.json_schema_extra.get("allowed")
     return str(allowed) if allowed is not None else None
-
-
-def _field_info(loc: list[str]) -> FieldInfo | None:
-    model: type[BaseModel] = AgentConfig
-    info: FieldInfo | None = None
-    for part in loc:
-        info = model.model_fields.get(part)
-        if info is None:
-            return None
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-    return info
 
 
 def _join(source: str, problems: list[str]) -> str:
@@ -484,9 +487,10 @@ def summarize(cfg: AgentConfig) -> list[str]:
     sp, bp, risk, ex, feed = (cfg.seller_params, cfg.backtest_params, cfg.risk_management,
                               cfg.exchange, cfg.data_feed)
     windows = cfg.windows()
+    quirk = ", converted with 15m bars: 30m quirk" if cfg.quirk_applies() else ""
     window_text = ", ".join(
         f"{name} {getattr(windows, name)}"
-        + (f" (from {minutes:g} min)" if minutes is not None else "")
+        + (f" (from {minutes:g} min{quirk})" if minutes is not None else "")
         for name, minutes in _minutes_fields(sp).items())
     exits = ", ".join([
         f"Fibonacci {bp.fib_target_level:g} {_onoff(bp.use_fib_exits)}"
