@@ -1,0 +1,214 @@
+"""Candle items: all closed candles in one numpy-backed item, the forming candle in its own.
+
+Why (QT_NOTES.md, measured): a QPicture of every candle costs ~370 ms per tick at 50k candles;
+painting only the visible index range clipped to the exposed rect, in two batched drawRects
+calls per paint, keeps a tick under 1 ms and a full 50k pan under 10 ms. Candles narrower than
+3 px are merged per pixel column (min low, max high, first open, last close) so a zoomed-out
+paint costs one bar per column, not one per candle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph.Qt import internals
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPainter, QTransform
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from ui import theme
+from ui.chart.series import CandleSeries
+
+MERGE_BELOW_PX = 3.0
+BODY_FRACTION = 0.7
+_PAD_PX = 2.0
+
+
+class CandlePainter:
+    """Draws candles given in data coordinates as pixel-aligned rectangles (wick + body).
+
+    Drawing in device pixels (not data units) keeps edges crisp at any zoom and lets one
+    drawRects call per colour draw wicks and bodies alike.
+    """
+
+    def __init__(self, up: str = theme.UP, down: str = theme.DOWN) -> None:
+        self.up = QBrush(QColor(up))
+        self.down = QBrush(QColor(down))
+        # PrimitiveArray hands numpy memory to QPainter.drawRects without one Python object per
+        # rect; it is pyqtgraph's internal helper (BarGraphItem uses it), kept behind this class.
+        self._up_rects = internals.PrimitiveArray(QRectF, 4)
+        self._down_rects = internals.PrimitiveArray(QRectF, 4)
+
+    def paint(self, p: QPainter, x: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray,
+              c: np.ndarray, bar_seconds: float) -> None:
+        """Paint candles x (seconds) with the painter's current data->device transform."""
+        if x.shape[0] == 0:
+            return
+        t: QTransform = p.transform()
+        sx, sy, dx, dy = t.m11(), t.m22(), t.dx(), t.dy()
+        px = x * sx + dx
+        spacing_px = abs(bar_seconds * sx)
+        if spacing_px < MERGE_BELOW_PX:
+            up_rects, down_rects = _merged_rects(px, o, h, l, c, sy, dy)
+        else:
+            up_rects, down_rects = _candle_rects(px, o, h, l, c, sy, dy, spacing_px)
+        p.save()
+        p.resetTransform()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        p.setPen(Qt.PenStyle.NoPen)
+        self._draw(p, self._up_rects, up_rects, self.up)
+        self._draw(p, self._down_rects, down_rects, self.down)
+        p.restore()
+
+    @staticmethod
+    def _draw(p: QPainter, store: internals.PrimitiveArray, rects: np.ndarray,
+              brush: QBrush) -> None:
+        if rects.shape[0] == 0:
+            return
+        store.resize(rects.shape[0])
+        store.ndarray()[:] = rects
+        p.setBrush(brush)
+        p.drawRects(*store.drawargs())
+
+
+def _candle_rects(px: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,
+                  sy: float, dy: float, spacing_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (x, y, w, h) in device pixels: one wick and one body per candle, split by colour."""
+    body_w = max(1, int(spacing_px * BODY_FRACTION))
+    if body_w % 2 == 0:
+        body_w -= 1  # odd width so the 1 px wick sits exactly in the middle
+    left = np.floor(px - body_w / 2.0 + 0.5)
+    wick_x = left + body_w // 2
+    y_o, y_c = o * sy + dy, c * sy + dy
+    y_h, y_l = h * sy + dy, l * sy + dy
+    wick_top = np.floor(np.minimum(y_h, y_l))
+    wick_h = np.maximum(1.0, np.ceil(np.maximum(y_h, y_l)) - wick_top)
+    body_top = np.floor(np.minimum(y_o, y_c))
+    body_h = np.maximum(1.0, np.ceil(np.maximum(y_o, y_c)) - body_top)
+    n = px.shape[0]
+    rects = np.empty((2 * n, 4), dtype=np.float64)
+    rects[:n, 0], rects[:n, 1], rects[:n, 2], rects[:n, 3] = wick_x, wick_top, 1.0, wick_h
+    rects[n:, 0], rects[n:, 1], rects[n:, 2], rects[n:, 3] = left, body_top, body_w, body_h
+    up = c >= o
+    both = np.concatenate((up, up))
+    return rects[both], rects[~both]
+
+
+def _merged_rects(px: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,
+                  sy: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
+    """One 1 px high-low bar per pixel column; coloured by the column's first open/last close."""
+    col = np.floor(px)
+    starts = np.flatnonzero(np.concatenate(([True], col[1:] != col[:-1])))
+    ends = np.concatenate((starts[1:], [px.shape[0]])) - 1
+    hi = np.maximum.reduceat(h, starts) * sy + dy
+    lo = np.minimum.reduceat(l, starts) * sy + dy
+    top = np.floor(np.minimum(hi, lo))
+    rects = np.empty((starts.shape[0], 4), dtype=np.float64)
+    rects[:, 0] = col[starts]
+    rects[:, 1] = top
+    rects[:, 2] = 1.0
+    rects[:, 3] = np.maximum(1.0, np.ceil(np.maximum(hi, lo)) - top)
+    up = c[ends] >= o[starts]
+    return rects[up], rects[~up]
+
+
+class CandleHistoryItem(pg.GraphicsObject):
+    """Every closed candle; paints only candles inside the exposed rect."""
+
+    def __init__(self, series: CandleSeries, painter: CandlePainter) -> None:
+        super().__init__()
+        self._series = series
+        self._painter = painter
+        self._bounds = QRectF()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def reset(self) -> None:
+        """Recompute bounds after the series was replaced, and repaint."""
+        s = self._series
+        self.prepareGeometryChange()
+        if len(s) == 0:
+            self._bounds = QRectF()
+        else:
+            hw = s.bar_seconds / 2.0
+            lo, hi = float(np.nanmin(s.low)), float(np.nanmax(s.high))
+            self._bounds = QRectF(s.x[0] - hw, lo, s.x[-1] - s.x[0] + 2 * hw, hi - lo)
+        self.update()
+
+    def appended(self) -> None:
+        """The series grew by one candle: extend bounds and repaint just that candle."""
+        s = self._series
+        i = len(s) - 1
+        hw = s.bar_seconds / 2.0
+        rect = QRectF(s.x[i] - hw, s.low[i], 2 * hw, s.high[i] - s.low[i])
+        if i == 0 or not self._bounds.contains(rect):
+            self.prepareGeometryChange()
+            self._bounds = rect if i == 0 else self._bounds.united(rect)
+        self.update(_padded(self, rect))
+
+    def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        s = self._series
+        if len(s) == 0:
+            return
+        exposed = option.exposedRect
+        hw = s.bar_seconds / 2.0
+        i0, i1 = s.index_range(exposed.left() - hw, exposed.right() + hw)
+        if i1 > i0:
+            sl = slice(i0, i1)
+            self._painter.paint(p, s.x[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl],
+                                s.bar_seconds)
+
+
+class LiveCandleItem(pg.GraphicsObject):
+    """The forming candle: the only item a tick repaints."""
+
+    def __init__(self, painter: CandlePainter) -> None:
+        super().__init__()
+        self._painter = painter
+        self._ohlc = np.zeros(5, dtype=np.float64)  # x, open, high, low, close
+        self._bar_seconds = 900.0
+        self._bounds = QRectF()
+        self.setVisible(False)
+
+    @property
+    def ohlc(self) -> tuple[float, float, float, float, float]:
+        """(x seconds, open, high, low, close) of the forming candle."""
+        x, o, h, l, c = (float(v) for v in self._ohlc)
+        return x, o, h, l, c
+
+    def set_candle(self, x: float, o: float, h: float, l: float, c: float,
+                   bar_seconds: float) -> None:
+        """Move the forming candle; Qt repaints only the old and new bounds."""
+        self._ohlc[:] = (x, o, h, l, c)
+        self._bar_seconds = bar_seconds
+        self._set_bounds()
+        self.setVisible(True)
+
+    def _set_bounds(self) -> None:
+        x, _, h, l, _ = self._ohlc
+        hw = self._bar_seconds / 2.0
+        self.prepareGeometryChange()
+        self._bounds = _padded(self, QRectF(x - hw, l, 2 * hw, h - l))
+
+    def viewTransformChanged(self) -> None:
+        """The pixel padding of the bounds depends on the zoom: recompute it."""
+        if self.isVisible():
+            self._set_bounds()
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        v = self._ohlc
+        self._painter.paint(p, v[0:1], v[1:2], v[2:3], v[3:4], v[4:5], self._bar_seconds)
+
+
+def _padded(item: pg.GraphicsObject, rect: QRectF) -> QRectF:
+    """Rect grown by a few device pixels: pixel rounding may draw just outside the data rect."""
+    pw = item.pixelWidth() or 0.0
+    ph = item.pixelHeight() or 0.0
+    return rect.normalized().adjusted(-_PAD_PX * pw, -_PAD_PX * ph, _PAD_PX * pw, _PAD_PX * ph)

@@ -1,0 +1,55 @@
+"""Crosshair lines following the mouse, rate-limited so a fast mouse cannot flood repaints."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QPointF, Qt, Signal
+
+from ui import theme
+
+RATE_LIMIT_HZ = 60
+LINE_ALPHA = 150
+
+
+class Crosshair(QObject):
+    """Two dashed lines; `moved(x, y)` reports the mouse in data coordinates, `left()` when the
+    mouse leaves the plot. Whoever owns it decides where the lines go (e.g. snapped to a
+    candle) through set_position()."""
+
+    moved = Signal(float, float)
+    left = Signal()
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        super().__init__()
+        self._plot = plot
+        color = pg.mkColor(theme.CROSSHAIR)
+        color.setAlpha(LINE_ALPHA)
+        pen = pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine)
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        for line in (self.vline, self.hline):
+            line.setZValue(30)
+            plot.getViewBox().addItem(line, ignoreBounds=True)
+        self.hide()
+        self._proxy = pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=RATE_LIMIT_HZ,
+                                     slot=self._on_mouse_moved)
+
+    def set_position(self, x: float, y: float) -> None:
+        self.vline.setPos(x)
+        self.hline.setPos(y)
+        self.vline.setVisible(True)
+        self.hline.setVisible(True)
+
+    def hide(self) -> None:
+        self.vline.setVisible(False)
+        self.hline.setVisible(False)
+
+    def _on_mouse_moved(self, args: tuple[QPointF]) -> None:
+        scene_pos = args[0]
+        view = self._plot.getViewBox()
+        if not view.sceneBoundingRect().contains(scene_pos):
+            self.hide()
+            self.left.emit()
+            return
+        point = view.mapSceneToView(scene_pos)
+        self.moved.emit(point.x(), point.y())

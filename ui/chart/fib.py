@@ -1,0 +1,129 @@
+"""The Fibonacci ladder of one trade: a labelled horizontal segment per level.
+
+Colours and widths follow the backtest app (0.618 gold and thicker); the target level is
+emphasised further (thicker line, bold label) because it is where the trade takes profit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyqtgraph as pg
+from PySide6.QtCore import QLineF
+from PySide6.QtGui import QColor, QFont, QPen
+from PySide6.QtWidgets import QGraphicsLineItem
+
+from ui import theme
+from ui.chart.format import format_price
+
+BASE_WIDTH = 1.0
+GOLDEN_WIDTH = 2.0
+TARGET_EXTRA_WIDTH = 1.0
+GOLDEN_RATIO = 0.618
+_RATIO_TOLERANCE = 1e-9
+
+
+def level_color(ratio: float) -> str:
+    """The backtest app's colour for a ratio; unknown ratios get the secondary text colour."""
+    for known, color in theme.FIB_COLORS.items():
+        if abs(known - ratio) < _RATIO_TOLERANCE:
+            return color
+    return theme.FIB_DEFAULT_COLOR
+
+
+def level_label(ratio: float, price: float) -> str:
+    """"61.8%  117,411.27": the ratio as a percentage, then the price."""
+    return f"{ratio * 100:.1f}%  {format_price(price)}"
+
+
+@dataclass
+class FibLevel:
+    """The drawn parts of one level (kept so tests and toggles can reach them)."""
+
+    ratio: float
+    price: float
+    is_target: bool
+    line: QGraphicsLineItem
+    label: pg.TextItem
+
+
+class FibLadder:
+    """Segments from the trade's start to its end (or to the newest candle while open)."""
+
+    def __init__(self, view: pg.ViewBox) -> None:
+        self._view = view
+        self.levels: list[FibLevel] = []
+        self._start_x = 0.0
+        self._end_x: float | None = None
+        self._visible = True
+
+    @property
+    def open_ended(self) -> bool:
+        """True when the ladder follows the newest candle."""
+        return bool(self.levels) and self._end_x is None
+
+    def set(self, levels: Sequence[tuple[float, float]], target_ratio: float | None,
+            start_x: float, end_x: float | None, newest_x: float) -> None:
+        """Replace the ladder; end_x None extends every segment to newest_x."""
+        self.clear()
+        self._start_x, self._end_x = start_x, end_x
+        for ratio, price in levels:
+            is_target = target_ratio is not None and abs(ratio - target_ratio) < _RATIO_TOLERANCE
+            self.levels.append(self._make_level(ratio, price, is_target))
+        self._place(newest_x)
+
+    def extend_to(self, newest_x: float) -> None:
+        """The newest candle moved: an open-ended ladder follows it."""
+        if self.open_ended:
+            self._place(newest_x)
+
+    def clear(self) -> None:
+        for level in self.levels:
+            self._view.removeItem(level.line)
+            self._view.removeItem(level.label)
+        self.levels = []
+
+    def set_visible(self, visible: bool) -> None:
+        self._visible = visible
+        for level in self.levels:
+            level.line.setVisible(visible)
+            level.label.setVisible(visible)
+
+    def prices(self) -> list[float]:
+        return [level.price for level in self.levels]
+
+    def span(self) -> tuple[float, float] | None:
+        """(start_x, end_x) of the drawn segments, None without a ladder."""
+        if not self.levels:
+            return None
+        line = self.levels[0].line.line()
+        return line.x1(), line.x2()
+
+    def _make_level(self, ratio: float, price: float, is_target: bool) -> FibLevel:
+        color = QColor(level_color(ratio))
+        width = GOLDEN_WIDTH if abs(ratio - GOLDEN_RATIO) < _RATIO_TOLERANCE else BASE_WIDTH
+        if is_target:
+            width += TARGET_EXTRA_WIDTH
+        pen = QPen(color, width)
+        pen.setCosmetic(True)
+        line = QGraphicsLineItem()
+        line.setPen(pen)
+        line.setZValue(5)
+        text = level_label(ratio, price) + ("  ◀ target" if is_target else "")
+        label = pg.TextItem(text, color=color, anchor=(1.0, 1.0))
+        font = QFont()
+        font.setPointSizeF(8.5)
+        font.setBold(is_target)
+        label.setFont(font)
+        label.setZValue(6)
+        for item in (line, label):
+            item.setVisible(self._visible)
+            self._view.addItem(item, ignoreBounds=True)
+        return FibLevel(ratio, price, is_target, line, label)
+
+    def _place(self, newest_x: float) -> None:
+        end_x = self._end_x if self._end_x is not None else newest_x
+        for level in self.levels:
+            level.line.setLine(QLineF(self._start_x, level.price, end_x, level.price))
+            level.label.setPos(end_x, level.price)

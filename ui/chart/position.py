@@ -1,0 +1,83 @@
+"""The open position: a shaded band from the entry to the newest candle, the entry price line
+and, when a stop is enabled, a labelled stop line across the chart (a stop must stay visible
+even when the entry has scrolled out of view)."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import QLineF, Qt
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QGraphicsLineItem
+
+from ui import theme
+from ui.chart.format import price_decimals
+
+SHADE_ALPHA = 34
+
+
+class PositionOverlay:
+    """Draws one open position; hidden until set()."""
+
+    def __init__(self, view: pg.ViewBox) -> None:
+        shade = QColor(theme.POSITION_SHADE)
+        shade.setAlpha(SHADE_ALPHA)
+        self.band = pg.LinearRegionItem(values=(0.0, 0.0), movable=False, brush=shade,
+                                        pen=pg.mkPen(None))
+        entry_pen = QPen(QColor(theme.ENTRY_LINE), 1, Qt.PenStyle.DashLine)
+        entry_pen.setCosmetic(True)
+        self.entry_line = QGraphicsLineItem()
+        self.entry_line.setPen(entry_pen)
+        self.stop_line = pg.InfiniteLine(angle=0, movable=False,
+                                         pen=pg.mkPen(theme.STOP_LINE, width=1.5,
+                                                      style=Qt.PenStyle.DashLine),
+                                         label="Stop {value:,.2f}",
+                                         labelOpts={"position": 0.03, "color": theme.STOP_LINE,
+                                                    "anchors": [(0, 1), (0, 1)]})
+        for z, item in ((1, self.band), (3, self.entry_line), (3, self.stop_line)):
+            view.addItem(item, ignoreBounds=True)
+            item.setZValue(z)
+        self.entry_x: float | None = None
+        self.entry_price = 0.0
+        self.stop_price: float | None = None
+        self._hide()
+
+    @property
+    def active(self) -> bool:
+        return self.entry_x is not None
+
+    def set(self, entry_x: float, entry_price: float, stop_price: float | None,
+            newest_x: float) -> None:
+        self.entry_x, self.entry_price, self.stop_price = entry_x, entry_price, stop_price
+        self.band.setVisible(True)
+        self.entry_line.setVisible(True)
+        if stop_price is None:
+            self.stop_line.setVisible(False)
+        else:
+            # The label only re-renders while visible, so show the line before setting it.
+            self.stop_line.setVisible(True)
+            self.stop_line.setValue(stop_price)
+            self.stop_line.label.setFormat(f"Stop {{value:,.{price_decimals(stop_price)}f}}")
+        self.extend_to(newest_x)
+
+    def extend_to(self, newest_x: float) -> None:
+        """Stretch the band and entry line to the newest candle."""
+        if self.entry_x is None:
+            return
+        end = max(newest_x, self.entry_x)
+        self.band.setRegion((self.entry_x, end))
+        self.entry_line.setLine(QLineF(self.entry_x, self.entry_price, end, self.entry_price))
+
+    def clear(self) -> None:
+        self.entry_x = None
+        self.stop_price = None
+        self._hide()
+
+    def prices(self) -> list[float]:
+        """Prices the Y range should include while the position is shown."""
+        if self.entry_x is None:
+            return []
+        return [self.entry_price] + ([self.stop_price] if self.stop_price is not None else [])
+
+    def _hide(self) -> None:
+        for item in (self.band, self.entry_line, self.stop_line):
+            item.setVisible(False)

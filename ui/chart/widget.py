@@ -1,0 +1,375 @@
+"""ChartWidget: candles, EMAs, Fibonacci ladder, trade markers and the open position.
+
+The chart knows nothing of the engine: it takes plain numbers. Timestamps come in Unix ms
+UTC; the x axis is in Unix seconds (what pyqtgraph's DateAxisItem reads) and is shown in UTC.
+
+Guarantees:
+- a tick (update_live) changes only the forming-candle item, so Qt repaints a few pixels;
+- while `following`, the newest candle stays in view; a user pan or zoom that moves it out of
+  view stops following, and the End key or the "⇥ Latest" button resumes it;
+- the Y range fits the visible candles (plus the visible ladder and the position's prices),
+  at most once per Y_FIT_INTERVAL_MS, so ticks do not force full repaints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+from ui import theme
+from ui.chart.axes import make_axes
+from ui.chart.candles import CandleHistoryItem, CandlePainter, LiveCandleItem
+from ui.chart.crosshair import Crosshair
+from ui.chart.ema import EmaLine
+from ui.chart.errors import ChartDataError, UnknownLayer
+from ui.chart.fib import FibLadder
+from ui.chart.format import format_change, format_price, format_utc
+from ui.chart.markers import TradeMarkers
+from ui.chart.position import PositionOverlay
+from ui.chart.series import CandleSeries
+
+DEFAULT_VISIBLE_BARS = 200
+RIGHT_MARGIN_BARS = 4
+FOCUS_MARGIN_BARS = 8
+Y_FIT_INTERVAL_MS = 50
+Y_PADDING = 0.06
+LAYERS = ("ema", "fib", "markers")
+
+
+class ChartWidget(QWidget):
+    """The price chart of the main window."""
+
+    following_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._series = CandleSeries()
+        self._following = True
+        self._live_ts: int | None = None
+
+        self.plot_widget = pg.PlotWidget(background=theme.BACKGROUND, axisItems=make_axes())
+        self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
+        self.view: pg.ViewBox = self.plot.getViewBox()
+        self._configure_plot()
+
+        painter = CandlePainter()
+        self.history = CandleHistoryItem(self._series, painter)
+        self.live = LiveCandleItem(painter)
+        for item in (self.history, self.live):
+            self.view.addItem(item)
+            item.setZValue(2)
+        self.ema_fast = EmaLine(self.view, theme.EMA_FAST)
+        self.ema_slow = EmaLine(self.view, theme.EMA_SLOW)
+        for item in (*self.ema_fast.items, *self.ema_slow.items):
+            item.setZValue(4)
+        self.fib = FibLadder(self.view)
+        self.markers = TradeMarkers(self.view)
+        self.position = PositionOverlay(self.view)
+        self.crosshair = Crosshair(self.plot)
+        self.crosshair.moved.connect(self._on_crosshair)
+        self.crosshair.left.connect(self._clear_readout)
+
+        self._y_fit_timer = QTimer(self)
+        self._y_fit_timer.setSingleShot(True)
+        self._y_fit_timer.setInterval(Y_FIT_INTERVAL_MS)
+        self._y_fit_timer.timeout.connect(self.fit_y)
+        self.view.sigXRangeChanged.connect(self._schedule_y_fit)
+        self.view.sigRangeChangedManually.connect(self._on_user_range)
+
+        self._build_layout()
+
+    # ----- layout -------------------------------------------------------------------------
+    def _configure_plot(self) -> None:
+        self.plot.hideAxis("left")
+        self.plot.showAxis("right")
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=True, y=True, alpha=0.12)
+        self.view.setMouseEnabled(x=True, y=False)
+        self.view.disableAutoRange()
+        self.view.setDefaultPadding(0.0)
+
+    def _build_layout(self) -> None:
+        self.readout = QLabel("")
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout.setStyleSheet(f"color: {theme.TEXT_SECONDARY}; font-family: monospace;")
+        self.price_label = QLabel("")
+        self.price_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.latest_button = QPushButton("⇥ Latest")
+        self.latest_button.setToolTip("Follow the newest candle again (End)")
+        self.latest_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.latest_button.clicked.connect(self.follow_latest)
+        self.latest_button.setVisible(False)
+        header = QHBoxLayout()
+        header.setContentsMargins(6, 2, 6, 2)
+        header.addWidget(self.readout, 1)
+        header.addWidget(self.price_label)
+        header.addWidget(self.latest_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(header)
+        layout.addWidget(self.plot_widget, 1)
+        self.setStyleSheet(f"ChartWidget {{ background: {theme.BACKGROUND}; }}")
+
+    # ----- data ---------------------------------------------------------------------------
+    def set_history(self, ts_ms: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray,
+                    c: np.ndarray, ema_fast: np.ndarray, ema_slow: np.ndarray) -> None:
+        """Replace every candle and EMA point; shows the newest candles and follows them."""
+        self._series.replace(ts_ms, o, h, l, c, ema_fast, ema_slow)
+        self.history.reset()
+        s = self._series
+        self.ema_fast.rebuild(s.x, s.ema_fast)
+        self.ema_slow.rebuild(s.x, s.ema_slow)
+        self.live.setVisible(False)
+        self._live_ts = None
+        self._newest_moved()
+        self._update_price_label()
+        self._set_following(True)
+        self._show_latest(DEFAULT_VISIBLE_BARS * s.bar_seconds)
+
+    def append_bar(self, ts_ms: int, o: float, h: float, l: float, c: float,
+                   ema_fast: float, ema_slow: float) -> None:
+        """A candle closed. Amortised O(1): only the new candle and the EMA tails repaint."""
+        self._series.append(int(ts_ms), o, h, l, c, ema_fast, ema_slow)
+        self.history.appended()
+        s = self._series
+        self.ema_fast.appended(s.x, s.ema_fast)
+        self.ema_slow.appended(s.x, s.ema_slow)
+        if self._live_ts is not None and self._live_ts <= ts_ms:
+            self.live.setVisible(False)
+            self._live_ts = None
+        self._newest_moved()
+        self._update_price_label()
+        self._schedule_y_fit()
+
+    def update_live(self, ts_ms: int, o: float, h: float, l: float, c: float) -> None:
+        """The forming candle changed (a tick): only its own small item repaints."""
+        ts_ms = int(ts_ms)
+        s = self._series
+        if len(s) and ts_ms < s.ts[-1]:
+            raise ChartDataError(
+                f"update_live ts {ts_ms} is before the newest closed candle {int(s.ts[-1])}")
+        new_bar = ts_ms != self._live_ts
+        self._live_ts = ts_ms
+        self.live.set_candle(ts_ms / 1000.0, o, h, l, c, s.bar_seconds)
+        if new_bar:
+            self._newest_moved()
+        self._update_price_label()
+        self._schedule_y_fit()
+
+    def candle_count(self) -> int:
+        """Number of closed candles (the forming candle is not counted)."""
+        return len(self._series)
+
+    # ----- overlays -----------------------------------------------------------------------
+    def set_fib_ladder(self, levels: Sequence[tuple[float, float]], target_ratio: float | None,
+                       start_ts_ms: int, end_ts_ms: int | None) -> None:
+        """Show (ratio, price) levels from start to end; end None follows the newest candle."""
+        end_x = None if end_ts_ms is None else end_ts_ms / 1000.0
+        self.fib.set(levels, target_ratio, start_ts_ms / 1000.0, end_x, self._newest_x())
+        self._schedule_y_fit()
+
+    def clear_fib_ladder(self) -> None:
+        self.fib.clear()
+        self._schedule_y_fit()
+
+    def add_entry_marker(self, ts_ms: int, price: float) -> None:
+        self.markers.add_entry(ts_ms / 1000.0, price)
+
+    def add_exit_marker(self, ts_ms: int, price: float, kind: str) -> None:
+        """kind: "target" (green), "stop" (red) or "neutral" (grey: time or manual exit)."""
+        self.markers.add_exit(ts_ms / 1000.0, price, kind)
+
+    def clear_markers(self) -> None:
+        self.markers.clear()
+
+    def set_position(self, entry_ts_ms: int, entry_price: float, stop_price: float | None) -> None:
+        """Shade the open position from its entry to the newest candle; stop line if given."""
+        self.position.set(entry_ts_ms / 1000.0, entry_price, stop_price, self._newest_x())
+        self._schedule_y_fit()
+
+    def clear_position(self) -> None:
+        self.position.clear()
+        self._schedule_y_fit()
+
+    def set_layer_visible(self, layer: str, visible: bool) -> None:
+        """Toggle "ema", "fib" or "markers"."""
+        if layer == "ema":
+            self.ema_fast.set_visible(visible)
+            self.ema_slow.set_visible(visible)
+        elif layer == "fib":
+            self.fib.set_visible(visible)
+        elif layer == "markers":
+            self.markers.set_visible(visible)
+        else:
+            raise UnknownLayer(f"layer {layer!r} is not one of {LAYERS}")
+
+    # ----- navigation ---------------------------------------------------------------------
+    @property
+    def following(self) -> bool:
+        """True while the view scrolls with the newest candle."""
+        return self._following
+
+    @following.setter
+    def following(self, value: bool) -> None:
+        if value:
+            self.follow_latest()
+        else:
+            self._set_following(False)
+
+    def follow_latest(self) -> None:
+        """Scroll back to the newest candle (keeping the zoom) and follow it again."""
+        x0, x1 = self.view.viewRange()[0]
+        self._set_following(True)
+        self._show_latest(x1 - x0)
+
+    def focus_range(self, start_ts_ms: int, end_ts_ms: int) -> None:
+        """Show a time span (e.g. a selected trade) with a margin; stops following."""
+        margin = FOCUS_MARGIN_BARS * self._series.bar_seconds
+        x0, x1 = sorted((start_ts_ms / 1000.0, end_ts_ms / 1000.0))
+        self._set_following(False)
+        self.view.setXRange(x0 - margin, x1 + margin, padding=0.0)
+        self.fit_y()
+
+    def fit_y(self) -> None:
+        """Fit the Y range to what is visible: candles, the live candle, ladder and position."""
+        self._y_fit_timer.stop()
+        x0, x1 = self.view.viewRange()[0]
+        lows, highs = self._visible_extremes(x0, x1)
+        if not lows:
+            return
+        lo, hi = min(lows), max(highs)
+        if hi <= lo:
+            lo, hi = lo - 1.0, hi + 1.0
+        pad = (hi - lo) * Y_PADDING
+        self.view.setYRange(lo - pad, hi + pad, padding=0.0)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_End:
+            self.follow_latest()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    # ----- internals ----------------------------------------------------------------------
+    def _newest_x(self) -> float:
+        live_x = self._live_ts / 1000.0 if self._live_ts is not None else -np.inf
+        closed_x = float(self._series.x[-1]) if len(self._series) else -np.inf
+        newest = max(live_x, closed_x)
+        return newest if np.isfinite(newest) else 0.0
+
+    def _newest_moved(self) -> None:
+        """A new newest candle: stretch open-ended overlays and scroll when following."""
+        newest = self._newest_x()
+        self.fib.extend_to(newest)
+        self.position.extend_to(newest)
+        if not self._following:
+            return
+        x0, x1 = self.view.viewRange()[0]
+        overshoot = newest + RIGHT_MARGIN_BARS * self._series.bar_seconds - x1
+        if overshoot > 0:
+            self.view.setXRange(x0 + overshoot, x1 + overshoot, padding=0.0)
+
+    def _show_latest(self, width: float) -> None:
+        bar = self._series.bar_seconds
+        if not np.isfinite(width) or width < 10 * bar:
+            width = DEFAULT_VISIBLE_BARS * bar
+        right = self._newest_x() + RIGHT_MARGIN_BARS * bar
+        self.view.setXRange(right - width, right, padding=0.0)
+        self.fit_y()
+
+    def _visible_extremes(self, x0: float, x1: float) -> tuple[list[float], list[float]]:
+        s = self._series
+        hw = s.bar_seconds / 2.0
+        i0, i1 = s.index_range(x0 - hw, x1 + hw)
+        lows: list[float] = []
+        highs: list[float] = []
+        if i1 > i0:
+            lo, hi = np.nanmin(s.low[i0:i1]), np.nanmax(s.high[i0:i1])
+            if np.isfinite(lo) and np.isfinite(hi):
+                lows.append(float(lo))
+                highs.append(float(hi))
+        if self.live.isVisible():
+            x, _, h, l, _ = self.live.ohlc
+            if x0 - hw <= x <= x1 + hw:
+                lows.append(l)
+                highs.append(h)
+        if not lows:
+            return lows, highs
+        span = self.fib.span()
+        extra: list[float] = []
+        if span is not None and span[0] <= x1 and span[1] >= x0 and self.fib.levels[0].line.isVisible():
+            extra += self.fib.prices()
+        extra += self.position.prices()
+        return lows + extra, highs + extra
+
+    def _schedule_y_fit(self) -> None:
+        if not self._y_fit_timer.isActive():
+            self._y_fit_timer.start()
+
+    def _on_user_range(self, _mask: object) -> None:
+        """A mouse pan or zoom: keep following only while the newest candle stays in view."""
+        x0, x1 = self.view.viewRange()[0]
+        self._set_following(x0 <= self._newest_x() <= x1)
+
+    def _set_following(self, value: bool) -> None:
+        self.latest_button.setVisible(not value)
+        if value != self._following:
+            self._following = value
+            self.following_changed.emit(value)
+
+    def _update_price_label(self) -> None:
+        s = self._series
+        if self._live_ts is not None and self.live.isVisible():
+            last = self.live.ohlc[4]
+            previous = float(s.close[-1]) if len(s) else None
+        elif len(s):
+            last = float(s.close[-1])
+            previous = float(s.close[-2]) if len(s) > 1 else None
+        else:
+            self.price_label.setText("")
+            return
+        if previous is None:
+            self.price_label.setText(format_price(last))
+            return
+        color = theme.UP if last >= previous else theme.DOWN
+        self.price_label.setText(
+            f"<span style='color:{theme.TEXT}; font-weight:600'>{format_price(last)}</span>"
+            f"&nbsp;&nbsp;<span style='color:{color}'>{format_change(last, previous)}</span>")
+
+    def _on_crosshair(self, x: float, y: float) -> None:
+        """Snap the vertical line to the nearest candle and show its time, OHLC and the price."""
+        candle = self._candle_near(x)
+        if candle is None:
+            self.crosshair.set_position(x, y)
+            self.readout.setText(f"{format_utc(x)}   price {format_price(y)}")
+            return
+        cx, o, h, l, c = candle
+        self.crosshair.set_position(cx, y)
+        self.readout.setText(
+            f"{format_utc(cx)}  O {format_price(o)}  H {format_price(h)}  L {format_price(l)}"
+            f"  C {format_price(c)}   price {format_price(y)}")
+
+    def _candle_near(self, x: float) -> tuple[float, float, float, float, float] | None:
+        """(x, o, h, l, c) of the closed or forming candle nearest to x."""
+        s = self._series
+        i = s.nearest_index(x)
+        best = None
+        if i is not None:
+            best = (float(s.x[i]), float(s.open[i]), float(s.high[i]), float(s.low[i]),
+                    float(s.close[i]))
+        if self.live.isVisible():
+            live = self.live.ohlc
+            if best is None or abs(live[0] - x) < abs(best[0] - x):
+                best = live
+        return best
+
+    def _clear_readout(self) -> None:
+        self.readout.setText("")
