@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from data.bar import Bar
@@ -49,20 +48,15 @@ class _Noise:
         return low + (high - low) * self._rng.random()
 
     def normal(self) -> float:
-        return sum(self._rng.random() for _ in range(12)) - 6.0
+        # An explicit loop, not sum(): sum() of floats is compensated since Python 3.12,
+        # which would make the series differ between Python versions.
+        total = -6.0
+        for _ in range(12):
+            total += self._rng.random()
+        return total
 
     def chance(self, p: float) -> bool:
         return self._rng.random() < p
-
-
-@dataclass
-class _Regime:
-    """A stretch of bars with one drift (per bar, log) and volatility (per bar, log)."""
-
-    kind: str
-    bars: int
-    drift: float
-    vol: float
 
 
 class _Generator:
@@ -75,54 +69,70 @@ class _Generator:
         self.price = _BASE_PRICE
         self.bars: list[Bar] = []
 
-    def emit(self, log_return: float, vol: float, volume_boost: float = 1.0,
-             wick: float = 1.0, close_loc: float | None = None) -> None:
-        open_ = round(self.price, 1)
-        close = round(open_ * _exp(log_return), 1)
-        spread = abs(vol) * wick
-        high = max(open_, close) * (1.0 + spread * abs(self.noise.normal()) * 0.6)
-        low = min(open_, close) * (1.0 - spread * abs(self.noise.normal()) * 0.6)
-        if close_loc is not None:
-            # Capitulation: a long lower wick, the close in the top part of the range.
-            low = min(open_, close) * (1.0 - spread * self.noise.uniform(2.5, 4.0))
-            high = max(close, (close - close_loc * low) / (1.0 - close_loc) if close_loc < 1 else close)
-            high = max(high, open_)
+    def _volume(self, surprise: float, boost: float) -> float:
+        hour = (self.ts // 3_600_000) % 24
+        activity = 1.0 + 0.25 * abs(surprise)  # unexpected moves trade more
+        noise = _exp(0.35 * self.noise.normal())
+        return round(_BASE_VOLUME * _HOURLY_VOLUME[hour] * activity * boost * noise, 3)
+
+    def _append(self, open_: float, high: float, low: float, close: float, volume: float) -> None:
+        open_, close = round(open_, 1), round(close, 1)
         high = max(round(high, 1), open_, close)
         low = min(round(low, 1), open_, close)
-        hour = (self.ts // 3_600_000) % 24
-        size_move = 1.0 + 8.0 * abs(log_return) / max(vol, 1e-9) * 0.1
-        volume = _BASE_VOLUME * _HOURLY_VOLUME[hour] * size_move * volume_boost
-        volume *= _exp(0.35 * self.noise.normal())
-        self.bars.append(Bar(self.ts, open_, high, low, close, round(volume, 3)))
+        self.bars.append(Bar(self.ts, open_, high, low, close, volume))
         self.ts += self.interval_ms
         self.price = close
 
-    def run_regime(self, regime: _Regime) -> None:
-        for _ in range(regime.bars):
-            r = regime.drift + regime.vol * self.noise.normal()
-            self.emit(r, regime.vol)
+    def step(self, drift: float, vol: float, volume_boost: float = 1.0) -> None:
+        """One ordinary bar: a log-return of drift + vol * N(0,1), wicks scaled to vol."""
+        n = self.noise
+        surprise = n.normal()
+        move = drift + vol * surprise
+        open_ = round(self.price, 1)
+        close = open_ * _exp(move)
+        high = max(open_, close) * (1.0 + 0.6 * vol * abs(n.normal()))
+        low = min(open_, close) * (1.0 - 0.6 * vol * abs(n.normal()))
+        self._append(open_, high, low, close, self._volume(surprise, volume_boost))
+
+    def capitulation_bar(self, vol: float) -> None:
+        """A flush: deep lower wick, heavy volume, the close back near the high."""
+        n = self.noise
+        open_ = round(self.price, 1)
+        low = open_ * (1.0 - vol * n.uniform(4.0, 8.0))
+        close = open_ * (1.0 + vol * n.uniform(-0.8, 0.8))
+        high = max(open_, close) * (1.0 + vol * n.uniform(0.0, 0.4))
+        volume = self._volume(0.0, n.uniform(4.5, 8.0))
+        self._append(open_, high, low, close, volume)
+
+    def run(self, bars: float, drift: float, vol: float, volume_boost: float = 1.0) -> None:
+        for _ in range(max(1, int(bars * self.scale))):
+            self.step(drift, vol, volume_boost)
 
     def capitulation_cycle(self) -> None:
-        """Grinding decline, a flush with exhaustion bars, then a rebound."""
+        """A grinding decline, one to three exhaustion bars, then a rebound most of the way."""
         n = self.noise
-        decline_bars = int(n.uniform(50, 90) * self.scale)
-        vol = n.uniform(0.0022, 0.0030)
-        self.run_regime(_Regime("down", decline_bars, -n.uniform(0.0008, 0.0013), vol))
-        for _ in range(int(n.uniform(1, 3.99))):
-            self.emit(-n.uniform(0.3, 1.0) * vol, vol * 2.5,
-                      volume_boost=n.uniform(5.0, 9.0), close_loc=n.uniform(0.7, 0.9))
-        rebound_bars = int(n.uniform(40, 80) * self.scale)
-        self.run_regime(_Regime("rebound", rebound_bars, n.uniform(0.0010, 0.0016), vol * 0.8))
+        vol = n.uniform(0.0022, 0.0032)
+        self.run(n.uniform(40, 90), -n.uniform(0.0008, 0.0014), vol, 1.2)
+        for _ in range(1 + int(n.uniform(0.0, 2.5))):
+            self.capitulation_bar(vol)
+        if n.chance(0.25):  # a failed bounce and a second, lower flush
+            self.run(n.uniform(8, 20), -n.uniform(0.0006, 0.0012), vol, 1.2)
+            self.capitulation_bar(vol)
+        self.run(n.uniform(40, 80), n.uniform(0.0010, 0.0016), vol * 0.8)
 
     def next_regime(self) -> None:
+        """Pick the next regime, leaning against the move so the price stays near 30,000."""
         n = self.noise
+        stretch = self.price / _BASE_PRICE
+        p_up = 0.35 if stretch < 0.9 else 0.1 if stretch > 1.1 else 0.2
+        p_down = 0.1 if stretch < 0.9 else 0.3 if stretch > 1.1 else 0.18
         pick = n.uniform(0.0, 1.0)
-        if pick < 0.35:
-            self.run_regime(_Regime("quiet", int(n.uniform(100, 300) * self.scale), 0.0,
-                                    n.uniform(0.0010, 0.0016)))
-        elif pick < 0.6:
-            self.run_regime(_Regime("up", int(n.uniform(100, 250) * self.scale),
-                                    n.uniform(0.0002, 0.0005), n.uniform(0.0015, 0.0022)))
+        if pick < p_up:
+            self.run(n.uniform(100, 250), n.uniform(0.0002, 0.0005), n.uniform(0.0015, 0.0022))
+        elif pick < p_up + p_down:
+            self.run(n.uniform(100, 200), -n.uniform(0.0002, 0.0004), n.uniform(0.0015, 0.0022))
+        elif pick < 0.7:
+            self.run(n.uniform(100, 300), 0.0, n.uniform(0.0010, 0.0016))
         else:
             self.capitulation_cycle()
 
