@@ -417,6 +417,9 @@ class Engine:
         """One closed bar: enter a pending signal at its open, watch exits through its range,
         update the strategy at its close, then record and report."""
         self.clock.observe(bar.ts)
+        if self._pos.state is PositionState.CONNECTED:
+            self._pos.transition("warmed_up")     # history replayed; decisions from here on count
+            self._publish_state()
         self._roll_day(bar.ts)
         if self._pending is not None:
             if self._trade is None:
@@ -452,7 +455,7 @@ class Engine:
         day = utc_day(now_ms)
         if self._day is None or self._day.day_start_ms != day:
             if self._day is not None:
-                log.info("new UTC day %s: daily counters reset", iso_utc(day))
+                log.debug("new UTC day %s: daily counters reset", iso_utc(day))
             self._day = DayState(day, self._equity(), 0)
             self.store.set_meta("day", json.dumps(asdict(self._day)))
 
