@@ -44,7 +44,10 @@ class _RowError(ValueError):
 
 
 def parse_timestamp(text: str) -> int:
-    """Unix ms from an integer of milliseconds or an ISO 8601 string (naive means UTC)."""
+    """Unix ms from an integer of milliseconds or an ISO 8601 string (naive means UTC).
+
+    Raises ValueError naming the text when it is neither, or is implausible as ms.
+    """
     text = text.strip()
     if _INT_RE.fullmatch(text):
         ms = int(text)

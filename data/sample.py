@@ -60,11 +60,12 @@ class _Noise:
 
 
 class _Generator:
+    """Regime shapes are in BARS (as the strategy's windows are), so the series trades the
+    same at any interval; the interval only sets timestamps and the hour-of-day volume."""
+
     def __init__(self, seed: int, interval_ms: int, start_ts: int) -> None:
         self.noise = _Noise(seed)
         self.interval_ms = interval_ms
-        # Windows below are calibrated in 15-minute bars; scale them to the interval.
-        self.scale = 900_000 / interval_ms
         self.ts = start_ts
         self.price = _BASE_PRICE
         self.bars: list[Bar] = []
@@ -105,7 +106,7 @@ class _Generator:
         self._append(open_, high, low, close, volume)
 
     def run(self, bars: float, drift: float, vol: float, volume_boost: float = 1.0) -> None:
-        for _ in range(max(1, int(bars * self.scale))):
+        for _ in range(int(bars)):
             self.step(drift, vol, volume_boost)
 
     def capitulation_cycle(self) -> None:
