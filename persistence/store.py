@@ -324,6 +324,7 @@ class Store:
         """Open or create trades.db. `wall_clock_ms` stamps the trades' created_at/updated_at
         audit columns (when the row was written, real time even in replay)."""
         self.path = Path(path)
+        self._closed = False
         self._wall_clock_ms = wall_clock_ms
         created = not self.path.exists()
         try:
@@ -375,7 +376,11 @@ class Store:
         self._peak, self._max_dd = (row[0], row[1]) if row else (None, 0.0)
 
     def close(self) -> None:
-        """Roll back anything not committed (a close equals a crash) and release the file."""
+        """Roll back anything not committed (a close equals a crash) and release the file.
+        Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         self._conn.rollback()
         self._conn.close()
 
@@ -493,8 +498,7 @@ class Store:
 
     def signals(self, limit: int | None = None) -> list[SignalRecord]:
         """Signals oldest first; with `limit`, only the most recent `limit` of them."""
-        select = f"SELECT id, {_names(_SIGNAL_COLUMNS)} FROM signals"
-        return [_decode_signal(r[1:]) for r in self._tail(select, "id", limit)]
+        return [_decode_signal(r) for r in self._tail(_SIGNAL_SELECT, "id", limit)]
 
     def insert_snapshot(self, snap: SnapshotRecord) -> None:
         """Append a balance snapshot; keeps the running equity peak and max drawdown."""
@@ -531,7 +535,8 @@ class Store:
 
     def stats(self, now_ms: int) -> Stats:
         """Performance figures from closed trades; 'today' is the UTC day containing now_ms,
-        by exit time. A handful of aggregate queries: cheap enough to call every second."""
+        by exit time. A win has pnl > 0, a loss pnl <= 0 (so wins + losses = trades); sharpe is
+        None below two trades or when every return is the same. A handful of aggregate queries: cheap enough to call every second."""
         day_start = now_ms - now_ms % _DAY_MS
         day, next_day = iso_from_ms(day_start)[:10], iso_from_ms(day_start + _DAY_MS)[:10]
         # Date-only bounds compare correctly against both ".mmmZ" and "Z" forms of a time.

@@ -132,6 +132,17 @@ def test_foreign_sqlite_database_is_refused(db_path: Path) -> None:
         Store(db_path)
 
 
+def test_closing_twice_is_harmless(db_path: Path) -> None:
+    s = Store(db_path)
+    s.close()
+    s.close()
+
+
+def test_missing_folder_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open"):
+        Store(tmp_path / "absent" / "trades.db")
+
+
 def test_reopening_keeps_existing_rows(db_path: Path) -> None:
     s = Store(db_path)
     s.insert_order(make_order())
