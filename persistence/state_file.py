@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class StateFileError(Exception):
-    """state.json could not be written (state not serialisable, disk error)."""
+    """state.json cannot be used: the state is not JSON, or the file on disk is corrupt."""
 
 
 class StateFileCorrupt(StateFileError):
@@ -34,7 +34,9 @@ class StateFileCorrupt(StateFileError):
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
-    """Replace `path` with `state` as JSON (indent 2, sorted keys), durably and atomically."""
+    """Replace `path` with `state` as JSON (indent 2, sorted keys), durably and atomically.
+    A state that is not plain JSON (objects, NaN) raises StateFileError; a disk failure raises
+    the OSError itself, after removing the temp file, and leaves the previous file intact."""
     path = Path(path)
     try:
         text = json.dumps(state, indent=2, sort_keys=True, allow_nan=False) + "\n"
@@ -47,10 +49,10 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp_name, path)
-    except OSError as exc:
+    except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
-        raise StateFileError(f"cannot write {path}: {exc}") from exc
+        raise
     fsync_dir(path.parent)
 
 
