@@ -141,11 +141,13 @@ def _merge(bucket_start: int, parts: Sequence[Bar]) -> Bar:
 
 
 def _pairwise_sum(values: Sequence[float]) -> float:
-    """Sum in exactly numpy's order (its add-reduce: first value + pairwise sum of the rest).
+    """numpy's pairwise summation (8 lanes, blocks of 128), summed in exactly its order.
 
-    The backtest app aggregates with pandas, which sums that way; a naive left-to-right sum
-    differs in the last bit for about a third of the buckets, and the volume z-score compares
-    strictly against a threshold, so the agent reproduces the order instead of "improving" it.
+    The backtest app aggregates with pandas, whose resample/groupby sum is the first value
+    plus this pairwise sum of the rest (verified bit for bit against the golden 60m bars and
+    pandas 3.1). A naive left-to-right sum differs in the last bit for about a third of the
+    buckets, and vol_z is compared strictly against a threshold, so the order is reproduced
+    rather than "improved".
     """
     n = len(values)
     if n < 8:
