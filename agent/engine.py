@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_BARS = 50_000          # closed bars kept in memory for the chart
 SNAPSHOT_EVERY_MS = 60_000     # balance snapshot cadence of the engine clock (once per bar in replay)
+COMMIT_EVERY_S = 0.05          # bar progress is grouped into one commit per 50 ms of work; live
+                               # bars are minutes apart, so there every bar is its own commit
 
 
 class EngineBusy(Exception):
@@ -113,7 +116,7 @@ class Engine:
         self.data_dir = self.paths.root
         self.store = Store(self.paths.db)
         self.bus = EventBus()
-        self.orders = OrderManager(self.store, broker, self.bus, clock)
+        self.orders = OrderManager(self.store, broker, self.bus, clock, commit=self._commit)
         self._run = StateMachine("run state", RUN_TABLE, RunState.STOPPED)
         self._pos = StateMachine("position state", POSITION_TABLE, PositionState.INITIALIZING)
         self._lock = asyncio.Lock()
@@ -129,12 +132,14 @@ class Engine:
         self._pending: PendingEntry | None = None
         self._balance = config.exchange.paper_initial_balance
         self._day: DayState | None = None
-        self._durable_bar_ts: int | None = None   # last bar whose work is committed
+        self._durable_bar_ts: int | None = None   # last bar whose work is complete (goes out with the next commit)
         self._last_seen_ts: int | None = None     # last bar fed to the strategy
         self._last_price: float | None = None
         self._last_snapshot_ts: int | None = None
         self._last_update_ts: int | None = None
         self._bars_this_run = 0
+        self._last_commit = time.monotonic()
+        self._held: int | None = None                # bars held by the open trade, as of this bar
 
     # ----- construction helpers -------------------------------------------------------------
     @classmethod
@@ -250,7 +255,7 @@ class Engine:
             self._transition_run("clear")
             self.halt_reason = None
             self.store.set_meta("halt_reason", "")
-            self.store.commit(durable=True)
+            self._commit(durable=True)
             log.warning("halt cleared by the operator (was: %s)", reason)
             self._write_state()
             self._publish_state()
@@ -288,7 +293,7 @@ class Engine:
         async with self._lock:
             if self._run.can("stop"):
                 self._transition_run("stop")
-            self.store.commit(durable=True)
+            self._commit(durable=True)
             self._write_state()
             self.store.close()
         self._finished.set()
@@ -319,8 +324,9 @@ class Engine:
             self._day = DayState(**json.loads(meta("day")))
         if meta("pending_entry"):
             self._pending = PendingEntry(**json.loads(meta("pending_entry")))
-        if meta("last_snapshot_ts"):
-            self._last_snapshot_ts = int(meta("last_snapshot_ts"))
+        last_snapshot = self.store.last_snapshot()
+        if last_snapshot is not None:
+            self._last_snapshot_ts = last_snapshot.ts
         self._trade = self.store.open_trade()
         await self._recover_orders()
         self._pos.force(PositionState.INITIALIZING)
@@ -330,7 +336,7 @@ class Engine:
                         self._trade.amount, self.config.exchange.base_currency, self._trade.entry_price)
         else:
             self._pos.transition("connected")
-        self.store.commit(durable=True)
+        self._commit(durable=True)
         if self._durable_bar_ts is not None:
             log.info("resuming after bar %s", iso_utc(self._durable_bar_ts))
 
@@ -398,7 +404,7 @@ class Engine:
                     await self._halt(f"internal safety stop: {exc}")
         async with self._lock:
             self._drop_pending("end of the market data")
-            self.store.commit(durable=True)
+            self._commit(durable=True)
             self._write_state()
         self._feed_state = "finished"
         log.info("replay finished: %d bars processed in this run", self._bars_this_run)
@@ -430,21 +436,26 @@ class Engine:
             await self._watch_exits(bar)
         close_ts = bar.ts + self._tf_ms
         self.clock.observe(close_ts)
-        decision = self.strategy.update(bar)
-        self._history.append(decision)
-        self._last_seen_ts = bar.ts
         self._last_price = bar.close
         self._last_update_ts = close_ts
-        if decision.signal:
-            self._on_signal(decision)
         if (self._trade is not None and self.risk is not None and self._day is not None
                 and self.risk.daily_loss_breached(self._day, self._equity())):
             await self._daily_loss_stop()
+        # Everything durable for this bar happened above; what follows is redone identically if
+        # a crash loses it, which is what makes resuming after the last committed bar exact.
+        if self._trade is not None and self._held is not None:
+            self._trade.bars_held = self._held
+        self._held = None
+        decision = self.strategy.update(bar)
+        self._history.append(decision)
+        self._last_seen_ts = bar.ts
+        if decision.signal:
+            self._on_signal(decision)
         self._maybe_snapshot(close_ts)
-        self.store.set_meta("last_bar_ts", str(bar.ts))
-        self.store.commit()
         self._durable_bar_ts = bar.ts
         self._bars_this_run += 1
+        if time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
+            self._commit()
         self.bus.publish(BarClosed(bar, decision))
         self.bus.publish(PriceTick(close_ts, bar.close))
         self._publish_balance(close_ts)
@@ -529,13 +540,13 @@ class Engine:
         self.store.set_meta("pending_entry", "")
         if order.status != "filled":
             self._pos.transition("failed")
-            self.store.commit(durable=True)
+            self._commit(durable=True)
             log.error("entry order %s %s: %s", order.client_order_id, order.status, order.reason)
             self.bus.publish(OrderChanged(order))
             self._publish_state()
             return
         trade = self._open_trade_from_fill(order, p)
-        self.store.commit(durable=True)
+        self._commit(durable=True)
         self._pos.transition("filled")
         self._write_state()
         self.bus.publish(OrderChanged(order))
@@ -575,12 +586,14 @@ class Engine:
         """The backtest's exit order on one bar, first match wins: stop (gap, then touch),
         Fibonacci target, take-profit, time. Watched from the entry bar on (a documented
         divergence: the backtest skips the entry bar); a gap is not checked on the entry bar,
-        whose open is the entry itself."""
+        whose open is the entry itself.
+
+        trade.bars_held stays as of the last completed bar until this bar completes (or the
+        trade closes), so a commit in the middle of the bar stays consistent with last_bar_ts."""
         t = self._trade
         assert t is not None
         entry_bar = bar.ts <= t.entry_ts < bar.ts + self._tf_ms
-        if not entry_bar:
-            t.bars_held += 1
+        self._held = t.bars_held if entry_bar else t.bars_held + 1
         bp = self.config.backtest_params
         if t.stop_price is not None:
             if not entry_bar and bar.open <= t.stop_price:
@@ -595,11 +608,9 @@ class Engine:
         if t.tp_price is not None and bar.high >= t.tp_price:
             await self._exit(exit_reason_tp(bp.reward_r), "limit", t.tp_price)
             return
-        if bp.use_time_exit and t.bars_held >= bp.max_hold:
+        if bp.use_time_exit and self._held >= bp.max_hold:
             self.clock.observe(bar.ts + self._tf_ms)     # fires at the bar's close
             await self._exit("TIME", "market", bar.close)
-            return
-        self.store.update_trade(t)
 
     async def _exit(self, reason: str, order_type: str, reference: float) -> None:
         t = self._trade
@@ -615,13 +626,13 @@ class Engine:
         order = await self.orders.execute(order)
         if order.status != "filled":
             self._pos.transition("failed")
-            self.store.commit(durable=True)
+            self._commit(durable=True)
             self.bus.publish(OrderChanged(order))
             self._publish_state()
             raise OrderUnresolved(f"exit order {order.client_order_id} ({reason}) was {order.status}: "
                                   f"{order.reason}; the position is still open")
         trade = self._close_trade_from_fill(order, reason, reference)
-        self.store.commit(durable=True)
+        self._commit(durable=True)
         self._pos.transition("filled")
         self._write_state()
         self.bus.publish(OrderChanged(order))
@@ -641,6 +652,7 @@ class Engine:
         t.exit_reference = reference
         t.exit_fee = order.fee
         t.exit_reason = reason
+        t.bars_held = self._held if self._held is not None else t.bars_held
         t.pnl = (order.fill_price - t.entry_price) * t.amount - t.entry_fee - order.fee
         t.pnl_percent = t.pnl / (t.entry_price * t.amount) * 100
         self.store.update_trade(t)
@@ -672,7 +684,7 @@ class Engine:
     async def _halt(self, reason: str) -> None:
         self._record_halt(reason)
         self._drop_pending("engine halted")
-        self.store.commit(durable=True)
+        self._commit(durable=True)
         if self._run.can("halt"):
             self._transition_run("halt", reason=reason)
         log.error("engine HALTED: %s", reason)
@@ -751,7 +763,16 @@ class Engine:
         self.store.insert_snapshot(SnapshotRecord(now_ms, self._balance, self._equity(),
                                                   self._unrealized(), amount, self._last_price))
         self._last_snapshot_ts = now_ms
-        self.store.set_meta("last_snapshot_ts", str(now_ms))
+
+    def _commit(self, durable: bool = False) -> None:
+        """Every commit records the last bar whose work is complete: a restart resumes after it,
+        and any partial work of the next bar that rode along is idempotent to redo."""
+        if self._durable_bar_ts is not None:
+            self.store.set_meta("last_bar_ts", str(self._durable_bar_ts))
+        if self._trade is not None:
+            self.store.update_trade(self._trade)      # bars_held, as of that bar
+        self.store.commit(durable=durable)
+        self._last_commit = time.monotonic()
 
     def _save_config_copy(self, source: str | Path) -> None:
         """The imported file becomes the data folder's config.json (the previous one kept as .bak)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from agent.broker import Broker, OrderOutcomeUnknown, OrderRejected
 from agent.clock import Clock
@@ -28,8 +29,10 @@ class OrderUnresolved(Exception):
 
 
 class OrderManager:
-    def __init__(self, store: Store, broker: Broker, bus: EventBus, clock: Clock) -> None:
+    def __init__(self, store: Store, broker: Broker, bus: EventBus, clock: Clock,
+                 commit: Callable[..., None]) -> None:
         self.store = store
+        self._commit = commit         # the engine's commit: it also records bar progress
         self.broker = broker
         self.bus = bus
         self.clock = clock
@@ -46,7 +49,7 @@ class OrderManager:
         rejected). The final update is staged in the store, not committed: the caller commits
         it together with its effect on the trade, so the two can never disagree."""
         self.store.insert_order(order)
-        self.store.commit(durable=True)
+        self._commit(durable=True)
         self.bus.publish(OrderChanged(order))
         try:
             result = await self.broker.place(order, self.clock.now_ms())
@@ -60,7 +63,7 @@ class OrderManager:
                       order.client_order_id, exc)
             order.status, order.updated_ts = "unknown", self.clock.now_ms()
             self.store.update_order(order)
-            self.store.commit(durable=True)
+            self._commit(durable=True)
             result = await self._resolve(order)
         self.store.update_order(result)
         log.info("order %s %s: %s %s %.8g @ %s", result.client_order_id, result.status, result.side,
