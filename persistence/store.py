@@ -273,7 +273,8 @@ def _encode(columns: Sequence[Codec], record: Any) -> list[Any]:
             for _, attr, enc, _ in columns]
 
 
-def _decoder(cls: type, columns: Sequence[Codec], with_id: bool) -> Callable[[Sequence[Any]], Any]:
+def _decoder(cls: type, columns: Sequence[Codec],
+             with_id: bool) -> Callable[[Sequence[Any]], Any]:
     def decode(row: Sequence[Any]) -> Any:
         values = row[1:] if with_id else row
         kwargs = {attr: v if dec is None else dec(v)
@@ -288,22 +289,26 @@ def _names(columns: Sequence[Codec]) -> str:
     return ", ".join(c[0] for c in columns)
 
 
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
 _TRADE_SELECT = f"SELECT id, {_names(_TRADE_COLUMNS)} FROM trades"
 _TRADE_INSERT = (f"INSERT INTO trades ({_names(_TRADE_COLUMNS)}, created_at, updated_at) "
-                 f"VALUES ({', '.join('?' * (len(_TRADE_COLUMNS) + 2))})")
+                 f"VALUES ({_marks(len(_TRADE_COLUMNS) + 2)})")
 _TRADE_UPDATE = (f"UPDATE trades SET {', '.join(c[0] + ' = ?' for c in _TRADE_COLUMNS)}, "
                  f"updated_at = ? WHERE id = ?")
 _ORDER_SELECT = f"SELECT {_names(_ORDER_COLUMNS)} FROM orders"
 _ORDER_INSERT = (f"INSERT INTO orders ({_names(_ORDER_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' * len(_ORDER_COLUMNS))})")
+                 f"VALUES ({_marks(len(_ORDER_COLUMNS))})")
 _ORDER_UPDATE = (f"UPDATE orders SET {', '.join(c[0] + ' = ?' for c in _ORDER_COLUMNS[1:])} "
                  f"WHERE client_order_id = ?")
 _SIGNAL_SELECT = f"SELECT {_names(_SIGNAL_COLUMNS)} FROM signals"
 _SIGNAL_INSERT = (f"INSERT INTO signals ({_names(_SIGNAL_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' * len(_SIGNAL_COLUMNS))})")
+                  f"VALUES ({_marks(len(_SIGNAL_COLUMNS))})")
 _SNAPSHOT_SELECT = f"SELECT {_names(_SNAPSHOT_COLUMNS)} FROM balance_snapshots"
 _SNAPSHOT_INSERT = (f"INSERT INTO balance_snapshots ({_names(_SNAPSHOT_COLUMNS)}, peak_equity, "
-                    f"max_drawdown_percent) VALUES ({', '.join('?' * (len(_SNAPSHOT_COLUMNS) + 2))})")
+                    f"max_drawdown_percent) VALUES ({_marks(len(_SNAPSHOT_COLUMNS) + 2)})")
 
 _decode_trade = _decoder(TradeRecord, _TRADE_COLUMNS, with_id=True)
 _decode_order = _decoder(OrderRecord, _ORDER_COLUMNS, with_id=False)
@@ -536,7 +541,8 @@ class Store:
     def stats(self, now_ms: int) -> Stats:
         """Performance figures from closed trades; 'today' is the UTC day containing now_ms,
         by exit time. A win has pnl > 0, a loss pnl <= 0 (so wins + losses = trades); sharpe is
-        None below two trades or when every return is the same. A handful of aggregate queries: cheap enough to call every second."""
+        None below two trades or when every return is the same (to rounding). A handful of
+        aggregate queries: cheap enough to call every second."""
         day_start = now_ms - now_ms % _DAY_MS
         day, next_day = iso_from_ms(day_start)[:10], iso_from_ms(day_start + _DAY_MS)[:10]
         # Date-only bounds compare correctly against both ".mmmZ" and "Z" forms of a time.
@@ -554,7 +560,8 @@ class Store:
             ss = self._conn.execute("SELECT sum((pnl_percent - ?) * (pnl_percent - ?)) FROM "
                                     "trades WHERE status = 'closed'", (mean, mean)).fetchone()[0]
             std = (ss / (n - 1)) ** 0.5
-            sharpe = mean / std if std > 0 else None
+            # Equal returns leave float noise (~1e-17) in std; dividing by it is meaningless.
+            sharpe = mean / std if std > 1e-9 * max(1.0, abs(mean)) else None
         return Stats(today_trades=t_n, today_wins=t_w, today_losses=t_l, today_pnl=t_pnl,
                      total_trades=n, total_wins=wins, total_pnl=pnl,
                      max_drawdown_percent=self._max_dd, sharpe=sharpe,

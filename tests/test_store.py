@@ -496,6 +496,12 @@ def test_stats_sharpe_is_none_when_returns_do_not_vary(store: Store) -> None:
     assert store.stats(T0).sharpe is None
 
 
+def test_stats_sharpe_is_none_when_equal_returns_leave_rounding_noise(store: Store) -> None:
+    for i in range(3):   # the mean of three 0.1s is 0.10000000000000002
+        store.insert_trade(closed_trade(T0 + 2 * i * MIN, T0 + (2 * i + 1) * MIN, 0.1, 0.1))
+    assert store.stats(T0).sharpe is None
+
+
 def test_stats_of_an_empty_store_are_zero(store: Store) -> None:
     s = store.stats(T0)
     assert (s.total_trades, s.total_pnl, s.max_drawdown_percent, s.sharpe,
