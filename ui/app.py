@@ -1,0 +1,54 @@
+"""`run_gui`: the desktop front end's entry point, called by the CLI.
+
+One asyncio loop (qasync) drives the engine and the window. Closing the window, Ctrl+C and
+SIGTERM all take the same path: the window's close handler stops the engine gracefully
+(state persisted), then the loop ends and the exit code is returned."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")   # before pyqtgraph is imported
+
+import qasync  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from ui.main_window import APPLICATION, ORGANIZATION, MainWindow  # noqa: E402
+
+if TYPE_CHECKING:
+    from agent.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+def run_gui(engine_factory: Callable[[], Engine], *, autostart: bool) -> int:
+    """Open the window over the engine `engine_factory()` builds (inside the running loop) and
+    block until the operator closes it. With `autostart` the engine is started at once.
+    Returns the process exit code (0, or 1 when the engine did not stop cleanly)."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("Trading Agent")
+    app.setQuitOnLastWindowClosed(False)   # the loop, not Qt, decides when we are done
+    return asyncio.run(_main(engine_factory, autostart), loop_factory=lambda: qasync.QEventLoop(app))
+
+
+async def _main(engine_factory: Callable[[], Engine], autostart: bool) -> int:
+    engine = engine_factory()
+    window = MainWindow(engine)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, window.close)
+    try:
+        window.show()
+        if autostart:
+            window.start_engine()
+        return await window.wait_closed()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,496 @@
+"""The main window: lays out the panels, turns button clicks into engine commands, and turns
+engine events (through the bridge) into panel updates.
+
+It holds no trading logic. Every command runs as an asyncio task with a done-callback, so the
+event loop is never blocked and no failure goes unseen; every question goes through
+ui.dialogs (no nested Qt loops). Closing the window shuts the engine down gracefully: the
+first close event is ignored, one shutdown task awaits engine.stop(), then the window closes
+for real and `wait_closed()` returns."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QDialog, QMainWindow, QScrollArea, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
+
+from agent.config import ConfigError
+from agent.events import (BalanceChanged, BarClosed, EngineStateChanged, PositionClosed,
+                          PositionOpened, ReplayFinished, SignalSeen)
+from ui import dialogs, log_handler
+from ui.bridge import EngineBridge, TickSummary
+from ui.chart.widget import ChartWidget
+from ui.notifications import Notifier, _as_bool
+from ui.panels.chart_sync import ChartSync
+from ui.panels.control_bar import ControlBar
+from ui.panels.log_viewer import LogViewer
+from ui.panels.position import PositionPanel
+from ui.panels.stats import StatsPanel
+from ui.panels.style import app_stylesheet, format_money, format_price, split_pair
+from ui.panels.trades_table import TradesTable
+
+if TYPE_CHECKING:
+    from agent.engine import Engine
+
+log = logging.getLogger(__name__)
+
+ORGANIZATION = "trading-agent"
+APPLICATION = "trading-agent"
+REFRESH_MS = 1000
+SHUTDOWN_WAIT_S = 10.0
+LAYERS = (("ema", "EMAs"), ("fib", "Fibonacci ladder"), ("markers", "Trade markers"))
+
+
+def default_settings() -> QSettings:
+    """The user's settings (QSettings.setPath/setDefaultFormat redirect them in tests)."""
+    return QSettings(QSettings.defaultFormat(), QSettings.Scope.UserScope, ORGANIZATION,
+                     APPLICATION)
+
+
+class MainWindow(QMainWindow):
+    """See the module docstring."""
+
+    def __init__(self, engine: Engine, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.settings = settings if settings is not None else default_settings()
+        self.exit_code = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._shutdown_task: asyncio.Task | None = None
+        self._shutdown_done = False
+        self._closed = asyncio.Event()
+        self._run_state = engine.run_state
+        self._day_pnl: float | None = None
+
+        self.setObjectName("mainWindow")
+        self.setStyleSheet(app_stylesheet())
+        self.bridge = EngineBridge(engine.bus, parent=self)
+        self._log_handler = log_handler.install()
+        self.log_pump = log_handler.LogPump(self._log_handler, parent=self)
+
+        self.control_bar = ControlBar()
+        self.chart = ChartWidget()
+        self.chart_sync = ChartSync(self.chart, engine.config.timeframe_minutes * 60_000)
+        self.position_panel = PositionPanel()
+        self.stats_panel = StatsPanel()
+        self.trades_table = TradesTable()
+        self.log_viewer = LogViewer()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.trades_table, "Trades")
+        self.tabs.addTab(self.log_viewer, "Log")
+        self._build_layout()
+        self.notifier = Notifier(self, self.settings)
+        self._build_menus()
+        self.statusBar().showMessage(f"Data folder: {engine.data_dir}")
+        self._connect()
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self._refresh_timer.start()
+        self._restore_settings()
+        self._load_from_store()
+        self.refresh()
+
+    # ----- layout ----------------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        self.bottom_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.bottom_splitter.setObjectName("bottomSplitter")
+        for panel in (self.position_panel, self.stats_panel):
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroll.setWidget(panel)
+            scroll.setMinimumWidth(260)
+            self.bottom_splitter.addWidget(scroll)
+        self.bottom_splitter.addWidget(self.tabs)
+        self.bottom_splitter.setStretchFactor(2, 1)
+        self.bottom_splitter.setSizes([320, 320, 900])
+        self.main_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.main_splitter.setObjectName("mainSplitter")
+        self.main_splitter.addWidget(self.chart)
+        self.main_splitter.addWidget(self.bottom_splitter)
+        self.main_splitter.setStretchFactor(0, 1)
+        self.main_splitter.setSizes([560, 400])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.setSpacing(6)
+        layout.addWidget(self.control_bar)
+        layout.addWidget(self.main_splitter, 1)
+        self.setCentralWidget(central)
+        self.resize(1500, 950)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.import_action = _action(self, "&Import config.json…", self.import_config, "Ctrl+I")
+        self.export_action = _action(self, "&Export trades CSV…", self.export_trades, "Ctrl+E")
+        file_menu.addAction(self.import_action)
+        file_menu.addAction(self.export_action)
+        file_menu.addSeparator()
+        file_menu.addAction(_action(self, "&Quit", self.close, QKeySequence.StandardKey.Quit))
+
+        view_menu = self.menuBar().addMenu("&View")
+        self.layer_actions: dict[str, QAction] = {}
+        for layer, text in LAYERS:
+            action = QAction(text, self, checkable=True)
+            action.setChecked(_as_bool(self.settings.value(f"view/{layer}", True)))
+            action.toggled.connect(lambda on, name=layer: self._set_layer(name, on))
+            self.chart.set_layer_visible(layer, action.isChecked())
+            self.layer_actions[layer] = action
+            view_menu.addAction(action)
+        self.log_action = QAction("&Log", self, checkable=True)
+        self.log_action.setChecked(_as_bool(self.settings.value("view/log", True)))
+        self.log_action.toggled.connect(self._set_log_visible)
+        self._set_log_visible(self.log_action.isChecked())
+        view_menu.addAction(self.log_action)
+        view_menu.addSeparator()
+        view_menu.addAction(_action(self, "Follow latest candle", self.chart.follow_latest, "End"))
+        view_menu.addSeparator()
+        self.sound_action = QAction("Sound on errors", self, checkable=True)
+        self.sound_action.setChecked(self.notifier.sound_enabled)
+        self.sound_action.toggled.connect(self.notifier.set_sound_enabled)
+        view_menu.addAction(self.sound_action)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(_action(self, "&About", self.show_about))
+
+    def _connect(self) -> None:
+        bar = self.control_bar
+        bar.start_requested.connect(self.start_engine)
+        bar.pause_requested.connect(lambda: self._spawn("Pause", self.engine.pause))
+        bar.resume_requested.connect(lambda: self._spawn("Resume", self.engine.resume))
+        bar.emergency_requested.connect(self.emergency_stop)
+        bar.clear_halt_requested.connect(self.clear_halt)
+        self.position_panel.manual_close_requested.connect(self.manual_close)
+        self.trades_table.trade_selected.connect(self.chart_sync.select_trade)
+        b = self.bridge
+        b.state_changed.connect(self._on_state)
+        b.bars_closed.connect(self._on_bars)
+        b.price_ticked.connect(self._on_tick)
+        b.signal_seen.connect(self._on_signal)
+        b.position_opened.connect(self._on_position_opened)
+        b.position_closed.connect(self._on_position_closed)
+        b.balance_changed.connect(self._on_balance)
+        b.replay_finished.connect(self._on_replay_finished)
+        self.log_pump.lines.connect(self.log_viewer.append_lines)
+        self.log_pump.lines.connect(self.notifier.on_log_lines)
+
+    # ----- commands --------------------------------------------------------------------------
+    def start_engine(self) -> asyncio.Task:
+        return self._spawn("Start", self.engine.start)
+
+    def emergency_stop(self) -> asyncio.Task:
+        return self._spawn("Emergency stop", self._emergency_stop, busy=False)
+
+    def manual_close(self) -> asyncio.Task:
+        return self._spawn("Manual close", self._manual_close)
+
+    def clear_halt(self) -> asyncio.Task:
+        return self._spawn("Clear halt", self._clear_halt)
+
+    def import_config(self) -> asyncio.Task:
+        return self._spawn("Import config", self._import_config)
+
+    def export_trades(self) -> asyncio.Task:
+        return self._spawn("Export trades", self._export_trades, busy=False)
+
+    def show_about(self) -> asyncio.Task:
+        return self._spawn("About", self._about, busy=False)
+
+    async def wait_idle(self) -> None:
+        """Wait until every command started from the window has finished (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*tuple(self._tasks), return_exceptions=True)
+
+    async def wait_closed(self) -> int:
+        """Return once the window has shut the engine down and closed; the exit code."""
+        await self._closed.wait()
+        return self.exit_code
+
+    def _spawn(self, name: str, command: Callable[[], Awaitable[object]],
+               busy: bool = True) -> asyncio.Task:
+        task = asyncio.ensure_future(self._run_command(name, command, busy))
+        task.set_name(f"ui:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._command_done)
+        return task
+
+    async def _run_command(self, name: str, command: Callable[[], Awaitable[object]],
+                           busy: bool) -> None:
+        from agent.engine import EngineBusy
+
+        if busy:
+            self.control_bar.set_busy(True)
+        try:
+            await command()
+        except EngineBusy as exc:
+            log.warning("%s refused: %s", name, exc)
+            await dialogs.inform(self, f"{name} refused", str(exc), level="warning")
+        except Exception as exc:
+            log.exception("%s failed", name)
+            await dialogs.inform(self, f"{name} failed", str(exc), level="error")
+        finally:
+            if busy:
+                self.control_bar.set_busy(False)
+            if not self._shutdown_done and self._shutdown_task is None:
+                self.refresh()
+
+    def _command_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s ended with an unhandled error", task.get_name(),
+                      exc_info=task.exception())
+
+    async def _emergency_stop(self) -> None:
+        trade = self.engine.status().open_trade
+        position = ("close the open position of "
+                    f"{trade.amount:.8g} {split_pair(trade.pair)[0]} at market, then "
+                    if trade is not None else "")
+        text = (f"Emergency stop will {position}HALT the agent.\n\n"
+                "No new trades are opened until you clear the halt; the halt is kept across "
+                "restarts.")
+        if await dialogs.confirm(self, "Emergency stop", text, confirm_label="Emergency Stop",
+                                 destructive=True):
+            await self.engine.emergency_stop()
+
+    async def _manual_close(self) -> None:
+        status = self.engine.status()
+        trade = status.open_trade
+        if trade is None:
+            await dialogs.inform(self, "Manual close", "There is no open position.")
+            return
+        base, quote = split_pair(trade.pair)
+        price = status.last_price
+        text = (f"Close {trade.amount:.8g} {base} at market"
+                + (f" (last price {format_price(price)}, unrealised "
+                   f"{format_money(status.unrealized_pnl, quote)})" if price is not None else "")
+                + "?\n\nThe trade is recorded with exit reason MANUAL.")
+        if await dialogs.confirm(self, "Manual close", text, confirm_label="Close position",
+                                 destructive=True):
+            await self.engine.manual_close()
+
+    async def _clear_halt(self) -> None:
+        status = self.engine.status()
+        text = (f"The agent is halted: {status.halt_reason or 'no reason recorded'}.\n\n"
+                "Clear the halt? The engine goes to STOPPED; trading resumes only when you "
+                "press Start.")
+        if await dialogs.confirm(self, "Clear halt", text, confirm_label="Clear halt"):
+            await self.engine.clear_halt()
+
+    async def _import_config(self) -> None:
+        status = self.engine.status()
+        if status.run_state in ("RUNNING", "PAUSED", "STARTING") or status.open_trade is not None:
+            why = ("close the open position" if status.open_trade is not None
+                   else f"stop the engine (it is {status.run_state})")
+            await dialogs.inform(self, "Import config", f"Cannot import a config now: {why} "
+                                 "first.", level="warning")
+            return
+        path = await dialogs.choose_open_file(self, "Import config.json",
+                                              "Config (*.json);;All files (*)")
+        if path is None:
+            return
+        old_market = (status.pair, status.timeframe)
+        try:
+            summary, warnings = await self.engine.import_config(path)
+        except ConfigError as exc:
+            log.error("config %s rejected: %s", path, exc)
+            await dialogs.inform(self, "Invalid config", f"{path.name} was not imported:\n\n{exc}",
+                                 level="error")
+            return
+        new = self.engine.status()
+        if (new.pair, new.timeframe) != old_market:
+            self._reset_market()
+        text = "\n".join(summary)
+        if warnings:
+            text += "\n\nWarnings:\n" + "\n".join(f"• {w}" for w in warnings)
+        await dialogs.inform(self, "Config imported", text,
+                             level="warning" if warnings else "info")
+
+    async def _export_trades(self) -> None:
+        default = str(self.engine.data_dir / "trades.csv")
+        path = await dialogs.choose_save_file(self, "Export trades", "CSV (*.csv)", default, "csv")
+        if path is None:
+            return
+        rows = self.engine.store.export_trades_csv(path)
+        log.info("exported %d trades to %s", rows, path)
+        self.statusBar().showMessage(f"Exported {rows} trades to {path}", 10_000)
+
+    async def _about(self) -> None:
+        try:
+            version = metadata.version("trading-agent")
+        except metadata.PackageNotFoundError:
+            version = "unknown (not installed)"
+        await dialogs.inform(self, "About Trading Agent",
+                             f"Trading Agent {version}\n\nSeller-exhaustion execution agent.\n\n"
+                             f"Data folder:\n{self.engine.data_dir}")
+
+    # ----- engine events ---------------------------------------------------------------------
+    def _on_state(self, event: EngineStateChanged) -> None:
+        self._run_state = event.run_state
+        reason = event.reason if event.run_state in ("HALTED", "ERROR") else None
+        self.control_bar.set_run_state(event.run_state, event.position_state, reason)
+        self._update_title()
+
+    def _on_bars(self, events: list[BarClosed]) -> None:
+        decisions = [event.decision for event in events]
+        sync = self.chart_sync
+        first = decisions[0].bar.ts
+        if sync.last_bar_ts is None or first > sync.last_bar_ts + sync.timeframe_ms:
+            # Bars the engine warmed up silently (a resumed replay) never came as events.
+            sync.seed(self.engine.history())
+        sync.add_bars(decisions)
+
+    def _on_tick(self, tick: TickSummary) -> None:
+        self.chart_sync.tick(tick)
+
+    def _on_signal(self, event: SignalSeen) -> None:
+        if event.signal.action == "SKIPPED":
+            self.chart_sync.signal_skipped(event.signal)
+
+    def _on_position_opened(self, event: PositionOpened) -> None:
+        self.chart_sync.position_opened(event.trade)
+        self.refresh()
+
+    def _on_position_closed(self, event: PositionClosed) -> None:
+        self.chart_sync.position_closed(event.trade)
+        self.trades_table.add_trade(event.trade)
+        self.refresh()
+
+    def _on_balance(self, event: BalanceChanged) -> None:
+        self._day_pnl = event.day_pnl
+        self.control_bar.set_balance(event.balance, event.day_pnl, self._quote())
+        self._update_title()
+
+    def _on_replay_finished(self, event: ReplayFinished) -> None:
+        self.statusBar().showMessage(f"Replay finished: {event.bars} bars processed")
+
+    # ----- periodic refresh ------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Pull the engine's status into the panels (every second, and after each command)."""
+        if self._shutdown_task is not None:
+            return
+        status = self.engine.status()
+        now = self.engine.clock.now_ms()
+        quote = self._quote()
+        self._run_state = status.run_state
+        self.control_bar.set_mode(status.mode)
+        self.control_bar.set_market(status.pair, status.timeframe)
+        if self.control_bar.run_state != status.run_state and self.bridge.pending == 0:
+            self.control_bar.set_run_state(status.run_state, status.position_state,
+                                           status.halt_reason)
+        self.control_bar.set_balance(status.balance, status.day_pnl, quote)
+        self._day_pnl = status.day_pnl
+        self.position_panel.show_position(
+            status.open_trade, status.last_price, status.unrealized_pnl, now,
+            can_close=status.run_state in ("RUNNING", "PAUSED"))
+        self.stats_panel.show_health(status.feed_state, status.exchange_state, status.latency_ms,
+                                     status.last_update_ts, now)
+        if self.bridge.pending == 0:
+            self._sync_open_trade(status.open_trade)
+        self.stats_panel.show_stats(self.engine.store.stats(now), quote)   # cheap (store doc)
+        self._update_title()
+
+    def _sync_open_trade(self, trade) -> None:
+        """Catch up with a position the engine restored at start-up (no event announces it)."""
+        shown = self.chart_sync.open_trade
+        if trade is not None and (shown is None or shown.id != trade.id):
+            self.chart_sync.position_opened(trade)
+
+    def _load_from_store(self) -> None:
+        """Closed trades and recent candles the engine already has (they survive restarts)."""
+        closed = self.engine.store.closed_trades()
+        self.trades_table.set_trades(closed, self._quote())
+        self.chart_sync.seed(self.engine.history())
+        self.chart_sync.seed_trades(closed, self.engine.status().open_trade)
+
+    def _reset_market(self) -> None:
+        """A config for another pair or timeframe: the old candles mean nothing any more."""
+        self.chart_sync = ChartSync(self.chart, self.engine.config.timeframe_minutes * 60_000)
+        self.trades_table.trade_selected.disconnect()
+        self.trades_table.trade_selected.connect(self.chart_sync.select_trade)
+        self.chart.clear_fib_ladder()
+        self.chart.clear_position()
+        self._load_from_store()
+
+    def _update_title(self) -> None:
+        status_pnl = format_money(self._day_pnl, self._quote()) if self._day_pnl is not None else ""
+        cfg = self.engine.config
+        self.setWindowTitle(f"{self._run_state} · {cfg.exchange.trading_pair} {cfg.timeframe}"
+                            f" · Today {status_pnl} — Trading Agent")
+
+    def _quote(self) -> str:
+        return split_pair(self.engine.config.exchange.trading_pair)[1] or \
+            self.engine.config.exchange.quote_currency
+
+    # ----- view toggles and settings ---------------------------------------------------------
+    def _set_layer(self, layer: str, visible: bool) -> None:
+        self.chart.set_layer_visible(layer, visible)
+        self.settings.setValue(f"view/{layer}", visible)
+
+    def _set_log_visible(self, visible: bool) -> None:
+        self.tabs.setTabVisible(self.tabs.indexOf(self.log_viewer), visible)
+        self.settings.setValue("view/log", visible)
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        for key, splitter in (("window/main_splitter", self.main_splitter),
+                              ("window/bottom_splitter", self.bottom_splitter)):
+            state = self.settings.value(key)
+            if state is not None:
+                splitter.restoreState(state)
+
+    def save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/main_splitter", self.main_splitter.saveState())
+        self.settings.setValue("window/bottom_splitter", self.bottom_splitter.saveState())
+        self.settings.sync()
+
+    # ----- shutdown --------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self._shutdown_done:
+            event.accept()
+            return
+        event.ignore()
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.ensure_future(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        """Answer open dialogs with Cancel, let running commands finish, stop the engine,
+        then close for real."""
+        log.info("window closing: stopping the engine")
+        self._refresh_timer.stop()
+        self.save_settings()
+        try:
+            for dialog in self.findChildren(QDialog):
+                if dialog.isVisible():
+                    dialog.reject()
+            if self._tasks:
+                await asyncio.wait(tuple(self._tasks), timeout=SHUTDOWN_WAIT_S)
+            await self.engine.stop()
+        except Exception:
+            log.exception("the engine did not stop cleanly")
+            self.exit_code = 1
+        finally:
+            self.bridge.close()
+            self.log_pump.stop()
+            log_handler.uninstall(self._log_handler)
+            self._shutdown_done = True
+            self.close()
+            self._closed.set()
+
+
+def _action(parent: QWidget, text: str, slot: Callable[[], object],
+            shortcut: str | QKeySequence.StandardKey | None = None) -> QAction:
+    action = QAction(text, parent)
+    if shortcut is not None:
+        action.setShortcut(QKeySequence(shortcut))
+    action.triggered.connect(lambda _checked=False: slot())
+    return action

@@ -1,0 +1,200 @@
+"""Feeds the chart from engine events: candles, EMAs, the live candle, the Fibonacci ladder,
+trade markers and the open position.
+
+What the ladder shows, in order of precedence: the trade the operator selected in the table;
+else the open trade; else the latest signal (cut off when that signal was skipped) or the
+last closed trade. Bars are deduplicated by time, so seeding from the engine's history and
+then receiving the same bars as events never draws a candle twice."""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from agent.strategy import RATIOS, Decision
+from indicators.fibonacci import levels_between
+from persistence.records import SignalRecord, TradeRecord
+from ui.bridge import TickSummary
+from ui.panels.trades_table import exit_marker_kind
+
+log = logging.getLogger(__name__)
+
+
+class Chart(Protocol):
+    """The part of ui.chart.ChartWidget this module drives."""
+
+    def set_history(self, ts_ms, o, h, l, c, ema_fast, ema_slow) -> None: ...
+    def append_bar(self, ts_ms, o, h, l, c, ema_fast, ema_slow) -> None: ...
+    def update_live(self, ts_ms, o, h, l, c) -> None: ...
+    def set_fib_ladder(self, levels, target_ratio, start_ts_ms, end_ts_ms) -> None: ...
+    def clear_fib_ladder(self) -> None: ...
+    def add_entry_marker(self, ts_ms, price) -> None: ...
+    def add_exit_marker(self, ts_ms, price, kind) -> None: ...
+    def clear_markers(self) -> None: ...
+    def set_position(self, entry_ts_ms, entry_price, stop_price) -> None: ...
+    def clear_position(self) -> None: ...
+    def focus_range(self, start_ts_ms, end_ts_ms) -> None: ...
+    def candle_count(self) -> int: ...
+
+
+class ChartSync:
+    """Translates engine records into ChartWidget calls (see the module docstring)."""
+
+    def __init__(self, chart: Chart, timeframe_ms: int) -> None:
+        self.chart = chart
+        self.timeframe_ms = timeframe_ms
+        self.last_bar_ts: int | None = None
+        self.last_close: float | None = None
+        self.open_trade: TradeRecord | None = None
+        self.selected: TradeRecord | None = None
+        self.ladder_source: str | None = None     # "selected" | "trade" | "signal" | None
+        self._ladder_start: int | None = None
+        self._live: tuple[int, float, float, float, float] | None = None  # ts, o, h, l, c
+
+    # ----- candles ------------------------------------------------------------------------
+    def seed(self, history: Sequence[Decision]) -> None:
+        """Replace the chart's candles with the engine's recent history (oldest first)."""
+        if not history:
+            return
+        cols = np.array([(d.bar.ts, d.bar.open, d.bar.high, d.bar.low, d.bar.close,
+                          d.ema_fast, d.ema_slow) for d in history], dtype=np.float64)
+        self.chart.set_history(cols[:, 0].astype(np.int64), cols[:, 1], cols[:, 2], cols[:, 3],
+                               cols[:, 4], cols[:, 5], cols[:, 6])
+        self.last_bar_ts = history[-1].bar.ts
+        self.last_close = history[-1].bar.close
+        self._live = None
+
+    def add_bars(self, decisions: Iterable[Decision]) -> list[Decision]:
+        """Append closed bars newer than the chart's newest; returns the ones appended."""
+        added = []
+        for d in decisions:
+            bar = d.bar
+            if self.last_bar_ts is not None and bar.ts <= self.last_bar_ts:
+                continue
+            self.chart.append_bar(bar.ts, bar.open, bar.high, bar.low, bar.close,
+                                  d.ema_fast, d.ema_slow)
+            self.last_bar_ts = bar.ts
+            self.last_close = bar.close
+            added.append(d)
+            if d.signal and self.open_trade is None and self.selected is None:
+                self._show_signal_ladder(d)
+        if self._live is not None and self.last_bar_ts is not None \
+                and self._live[0] <= self.last_bar_ts:
+            self._live = None
+        return added
+
+    def tick(self, tick: TickSummary) -> None:
+        """Draw the forming candle. A tick exactly on a bar boundary is the close of the bar
+        that just ended (a replay publishes those), not a new candle: it draws nothing."""
+        if self.last_bar_ts is None or tick.ts % self.timeframe_ms == 0:
+            return
+        bucket = tick.ts - tick.ts % self.timeframe_ms
+        if bucket <= self.last_bar_ts:
+            return
+        if self._live is None or self._live[0] != bucket:
+            opening = self.last_close if self.last_close is not None else tick.price
+            self._live = (bucket, opening, max(opening, tick.high), min(opening, tick.low),
+                          tick.price)
+        else:
+            _, o, h, l, _ = self._live
+            self._live = (bucket, o, max(h, tick.high), min(l, tick.low), tick.price)
+        self.chart.update_live(*self._live)
+
+    # ----- trades -------------------------------------------------------------------------
+    def seed_trades(self, closed: Sequence[TradeRecord], open_trade: TradeRecord | None) -> None:
+        """Markers for every closed trade, the open position, and the current ladder."""
+        self.chart.clear_markers()
+        for trade in closed:
+            self._add_markers(trade)
+        if open_trade is not None:
+            self.position_opened(open_trade)
+        elif closed:
+            self._show_trade_ladder(closed[-1], "trade")
+
+    def position_opened(self, trade: TradeRecord) -> None:
+        self.open_trade = trade
+        self.selected = None
+        self.chart.add_entry_marker(trade.entry_ts, trade.entry_price)
+        self.chart.set_position(trade.entry_ts, trade.entry_price, trade.stop_price)
+        self._show_trade_ladder(trade, "trade")
+
+    def position_closed(self, trade: TradeRecord) -> None:
+        self.open_trade = None
+        self.chart.clear_position()
+        if trade.exit_ts is not None and trade.exit_price is not None:
+            self.chart.add_exit_marker(trade.exit_ts, trade.exit_price,
+                                       exit_marker_kind(trade.exit_reason, trade.pnl))
+        if self.selected is None:
+            self._show_trade_ladder(trade, "trade")
+
+    def signal_skipped(self, signal: SignalRecord) -> None:
+        """A skipped signal's ladder stops where the skip was decided: it is not live."""
+        if self.ladder_source != "signal" or self._ladder_start != signal.bar_ts:
+            return
+        levels = _levels_from_dict(signal.fib_levels)
+        if levels:
+            end = max(signal.bar_ts + self.timeframe_ms, self.last_bar_ts or signal.bar_ts)
+            self.chart.set_fib_ladder(levels, _target_ratio(levels, signal.target_price),
+                                      signal.bar_ts, end)
+
+    def select_trade(self, trade: TradeRecord | None) -> None:
+        """Show a trade picked in the table (None: back to the current one)."""
+        self.selected = trade
+        if trade is None:
+            if self.open_trade is not None:
+                self._show_trade_ladder(self.open_trade, "trade")
+            return
+        self._show_trade_ladder(trade, "selected")
+        end = trade.exit_ts if trade.exit_ts is not None else (self.last_bar_ts or trade.entry_ts)
+        self.chart.focus_range(trade.signal_ts, end)
+
+    # ----- internals ----------------------------------------------------------------------
+    def _add_markers(self, trade: TradeRecord) -> None:
+        self.chart.add_entry_marker(trade.entry_ts, trade.entry_price)
+        if trade.exit_ts is not None and trade.exit_price is not None:
+            self.chart.add_exit_marker(trade.exit_ts, trade.exit_price,
+                                       exit_marker_kind(trade.exit_reason, trade.pnl))
+
+    def _show_trade_ladder(self, trade: TradeRecord, source: str) -> None:
+        if trade.swing_high is None or trade.swing_low is None:
+            self.chart.clear_fib_ladder()
+            self.ladder_source = None
+            return
+        fib = levels_between(trade.swing_high, trade.swing_low)
+        if fib is None:
+            self.chart.clear_fib_ladder()
+            self.ladder_source = None
+            return
+        end = trade.exit_ts if trade.status == "closed" else None
+        self.chart.set_fib_ladder(list(zip(RATIOS, fib.prices)), trade.fib_target_level,
+                                  trade.signal_ts, end)
+        self.ladder_source = source
+        self._ladder_start = trade.signal_ts
+
+    def _show_signal_ladder(self, d: Decision) -> None:
+        if d.fib is None:
+            return
+        levels = list(zip(RATIOS, d.fib.prices))
+        self.chart.set_fib_ladder(levels, _target_ratio(levels, d.target_price), d.bar.ts, None)
+        self.ladder_source = "signal"
+        self._ladder_start = d.bar.ts
+
+
+def _levels_from_dict(levels: dict[str, float] | None) -> list[tuple[float, float]]:
+    if not levels:
+        return []
+    return sorted((float(ratio), price) for ratio, price in levels.items())
+
+
+def _target_ratio(levels: Sequence[tuple[float, float]], target: float | None) -> float | None:
+    """The ratio whose price is the decision's target (the target is computed from the same
+    levels, so it matches one of them exactly up to rounding)."""
+    if target is None:
+        return None
+    for ratio, price in levels:
+        if math.isclose(price, target, rel_tol=1e-12, abs_tol=1e-12):
+            return ratio
+    return None

@@ -1,0 +1,76 @@
+"""Today's and all-time results from the store (so they survive restarts), and system health."""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QWidget
+
+from persistence.records import Stats
+from ui import theme
+from ui.panels.form import ValuePanel
+from ui.panels.style import format_duration, format_money, format_utc_ms, pnl_color
+
+HEALTHY = frozenset({"connected", "paper", "replaying", "running", "ok"})
+IDLE = frozenset({"finished", "stopped", "idle"})
+STALE_AFTER_MS = 2 * 60_000
+
+
+class StatsPanel(ValuePanel):
+    """Formats a persistence.records.Stats and the engine's health fields."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Statistics", parent)
+        self.currency = ""
+        self.add_section("Today")
+        for key, caption in (("today_trades", "Trades"), ("today_wl", "Wins / losses"),
+                             ("today_win_rate", "Win rate"), ("today_pnl", "PnL")):
+            self.add_row(key, caption)
+        self.add_section("All time")
+        for key, caption in (("total_pnl", "PnL"), ("total_trades", "Trades"),
+                             ("win_rate", "Win rate"), ("max_dd", "Max drawdown"),
+                             ("sharpe", "Sharpe (per trade)"), ("avg_duration", "Avg duration")):
+            self.add_row(key, caption)
+        self.add_section("System health")
+        for key, caption in (("feed", "Data feed"), ("exchange", "Exchange"),
+                             ("latency", "Latency"), ("last_update", "Last update")):
+            self.add_row(key, caption)
+        self.body.addStretch(1)
+
+    def show_stats(self, stats: Stats, currency: str) -> None:
+        self.currency = currency
+        losses = stats.today_losses
+        self.set("today_trades", str(stats.today_trades))
+        self.set("today_wl", f"{stats.today_wins} / {losses}")
+        self.set("today_win_rate", _rate(stats.today_win_rate))
+        self.set("today_pnl", format_money(stats.today_pnl, currency),
+                 color=pnl_color(stats.today_pnl), bold=True)
+        self.set("total_pnl", format_money(stats.total_pnl, currency),
+                 color=pnl_color(stats.total_pnl), bold=True)
+        self.set("total_trades", str(stats.total_trades))
+        self.set("win_rate", _rate(stats.win_rate))
+        self.set("max_dd", f"{stats.max_drawdown_percent:.2f}%",
+                 color=theme.DOWN if stats.max_drawdown_percent > 0 else None)
+        self.set("sharpe", f"{stats.sharpe:.2f}" if stats.sharpe is not None else "—")
+        avg = stats.avg_duration_minutes
+        self.set("avg_duration", format_duration(avg * 60_000) if avg is not None else "—")
+
+    def show_health(self, feed_state: str, exchange_state: str, latency_ms: float | None,
+                    last_update_ts: int | None, now_ms: int | None) -> None:
+        """A dot per link: green healthy, grey idle, red anything else; stale updates in red."""
+        self.set("feed", f"● {feed_state}", color=_dot_color(feed_state))
+        self.set("exchange", f"● {exchange_state}", color=_dot_color(exchange_state))
+        self.set("latency", f"{latency_ms:.0f} ms" if latency_ms is not None else "—")
+        stale = (last_update_ts is not None and now_ms is not None
+                 and now_ms - last_update_ts > STALE_AFTER_MS and feed_state in HEALTHY)
+        self.set("last_update", format_utc_ms(last_update_ts),
+                 color=theme.DOWN if stale else None)
+
+
+def _rate(value: float | None) -> str:
+    return f"{value:.1f}%" if value is not None else "—"
+
+
+def _dot_color(state: str) -> str:
+    if state in HEALTHY:
+        return theme.UP
+    if state in IDLE:
+        return theme.NEUTRAL
+    return theme.DOWN
