@@ -12,6 +12,7 @@ Guarantees, in plain words:
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import operator
@@ -316,6 +317,18 @@ _decode_signal = _decoder(SignalRecord, _SIGNAL_COLUMNS, with_id=False)
 _decode_snapshot = _decoder(SnapshotRecord, _SNAPSHOT_COLUMNS, with_id=False)
 
 
+def _sql_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn any remaining sqlite3 error (locked, disk I/O, full) into a StoreError that names
+    the operation and the file, so callers handle one exception type."""
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{method.__name__} on {self.path} failed: {exc}") from exc
+    return wrapper
+
+
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -325,15 +338,18 @@ def _wall_clock_ms() -> int:
 class Store:
     """The one writer of trades.db. See the module docstring for what it guarantees."""
 
-    def __init__(self, path: Path, *, wall_clock_ms: Callable[[], int] = _wall_clock_ms) -> None:
+    def __init__(self, path: Path, *, wall_clock_ms: Callable[[], int] = _wall_clock_ms,
+                 busy_timeout_s: float = 5.0) -> None:
         """Open or create trades.db. `wall_clock_ms` stamps the trades' created_at/updated_at
-        audit columns (when the row was written, real time even in replay)."""
+        audit columns (when the row was written, real time even in replay); `busy_timeout_s`
+        is how long a write waits for another process's write lock before failing."""
         self.path = Path(path)
         self._closed = False
         self._wall_clock_ms = wall_clock_ms
         created = not self.path.exists()
         try:
-            self._conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s,
+                                         check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         try:
@@ -410,6 +426,7 @@ class Store:
 
     # --- orders -------------------------------------------------------------------------------
 
+    @_sql_errors
     def insert_order(self, order: OrderRecord) -> None:
         """Record an order before it is sent (invariant 1); the client order id is unique."""
         try:
@@ -419,6 +436,7 @@ class Store:
                 raise StoreError(f"duplicate client order id {order.client_order_id!r}") from exc
             raise StoreError(f"order {order.client_order_id!r} rejected: {exc}") from exc
 
+    @_sql_errors
     def update_order(self, order: OrderRecord) -> None:
         """Rewrite every field of the order with this client order id."""
         values = _encode(_ORDER_COLUMNS, order)
@@ -429,17 +447,20 @@ class Store:
         if cur.rowcount != 1:
             raise StoreError(f"no order with client order id {order.client_order_id!r}")
 
+    @_sql_errors
     def get_order(self, client_order_id: str) -> OrderRecord | None:
         row = self._conn.execute(f"{_ORDER_SELECT} WHERE client_order_id = ?",
                                  (client_order_id,)).fetchone()
         return None if row is None else _decode_order(row)
 
+    @_sql_errors
     def unresolved_orders(self) -> list[OrderRecord]:
         """Orders whose outcome is not known yet: startup looks each up on the exchange."""
         rows = self._conn.execute(f"{_ORDER_SELECT} WHERE status IN ('new', 'open', 'unknown') "
                                   "ORDER BY id").fetchall()
         return [_decode_order(r) for r in rows]
 
+    @_sql_errors
     def orders_for_trade(self, trade_id: int) -> list[OrderRecord]:
         rows = self._conn.execute(f"{_ORDER_SELECT} WHERE trade_id = ? ORDER BY id",
                                   (trade_id,)).fetchall()
@@ -447,6 +468,7 @@ class Store:
 
     # --- trades -------------------------------------------------------------------------------
 
+    @_sql_errors
     def insert_trade(self, trade: TradeRecord) -> int:
         """Insert a new trade, set trade.id and return it. At most one trade may be open."""
         if trade.id is not None:
@@ -462,6 +484,7 @@ class Store:
         trade.id = cur.lastrowid
         return trade.id
 
+    @_sql_errors
     def update_trade(self, trade: TradeRecord) -> None:
         """Rewrite every field of the trade with trade.id."""
         if trade.id is None:
@@ -475,10 +498,12 @@ class Store:
         if cur.rowcount != 1:
             raise StoreError(f"no trade with id {trade.id}")
 
+    @_sql_errors
     def open_trade(self) -> TradeRecord | None:
         row = self._conn.execute(f"{_TRADE_SELECT} WHERE status = 'open'").fetchone()
         return None if row is None else _decode_trade(row)
 
+    @_sql_errors
     def closed_trades(self, limit: int | None = None) -> list[TradeRecord]:
         """Closed trades oldest first; with `limit`, only the most recent `limit` of them."""
         return [_decode_trade(r) for r in
@@ -495,16 +520,19 @@ class Store:
 
     # --- signals and snapshots ----------------------------------------------------------------
 
+    @_sql_errors
     def insert_signal(self, signal: SignalRecord) -> None:
         try:
             self._conn.execute(_SIGNAL_INSERT, _encode(_SIGNAL_COLUMNS, signal))
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"signal at {_opt_iso(signal.bar_ts)} rejected: {exc}") from exc
 
+    @_sql_errors
     def signals(self, limit: int | None = None) -> list[SignalRecord]:
         """Signals oldest first; with `limit`, only the most recent `limit` of them."""
         return [_decode_signal(r) for r in self._tail(_SIGNAL_SELECT, "id", limit)]
 
+    @_sql_errors
     def insert_snapshot(self, snap: SnapshotRecord) -> None:
         """Append a balance snapshot; keeps the running equity peak and max drawdown."""
         equity = snap.equity
@@ -520,16 +548,19 @@ class Store:
             raise StoreError(f"snapshot at {snap.ts} rejected: {exc}") from exc
         self._peak, self._max_dd = peak, max_dd
 
+    @_sql_errors
     def last_snapshot(self) -> SnapshotRecord | None:
         row = self._conn.execute(f"{_SNAPSHOT_SELECT} ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else _decode_snapshot(row)
 
     # --- meta ---------------------------------------------------------------------------------
 
+    @_sql_errors
     def get_meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    @_sql_errors
     def set_meta(self, key: str, value: str) -> None:
         if not isinstance(value, str):
             raise StoreError(f"meta value for {key!r} must be str, got {type(value).__name__}")
@@ -538,6 +569,7 @@ class Store:
 
     # --- reports ------------------------------------------------------------------------------
 
+    @_sql_errors
     def stats(self, now_ms: int) -> Stats:
         """Performance figures from closed trades; 'today' is the UTC day containing now_ms,
         by exit time. A win has pnl > 0, a loss pnl <= 0 (so wins + losses = trades); sharpe is
@@ -567,6 +599,7 @@ class Store:
                      max_drawdown_percent=self._max_dd, sharpe=sharpe,
                      avg_duration_minutes=None if avg_ms is None else avg_ms / 60_000.0)
 
+    @_sql_errors
     def export_trades_csv(self, out: Path) -> int:
         """Write every trade (open and closed), oldest first, with a header row and the
         database's own columns (ISO times). Returns the number of trade rows written."""

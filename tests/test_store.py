@@ -369,6 +369,20 @@ def test_committed_work_survives_reopen(db_path: Path) -> None:
     s.close()
 
 
+def test_write_blocked_by_another_writer_reports_the_lock(db_path: Path) -> None:
+    Store(db_path).close()
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    s = Store(db_path, busy_timeout_s=0.05)
+    try:
+        with pytest.raises(StoreError, match="insert_order on .*trades.db failed: database is locked"):
+            s.insert_order(make_order())
+    finally:
+        s.close()
+        other.execute("ROLLBACK")
+        other.close()
+
+
 def test_durable_commit_runs_under_synchronous_full(store: Store) -> None:
     statements: list[str] = []
     store._conn.set_trace_callback(statements.append)
