@@ -352,20 +352,20 @@ class Store:
                                          check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        self._peak: float | None = None
+        self._max_dd = 0.0
         try:
             self._configure()
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+            self._load_drawdown()
+        except sqlite3.Error as exc:   # "file is not a database", "database is locked", ...
             self._conn.close()
-            raise StoreError(f"{self.path} is not a usable trades.db: {exc}") from exc
+            raise StoreError(f"cannot use {self.path} as trades.db: {exc}") from exc
         except StoreError:
             self._conn.close()
             raise
         if created:
             fsync_dir(self.path.parent)
-        self._peak: float | None = None
-        self._max_dd = 0.0
-        self._load_drawdown()
 
     def _configure(self) -> None:
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]

@@ -121,7 +121,7 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
 
 def test_file_that_is_not_sqlite_is_refused(db_path: Path) -> None:
     db_path.write_bytes(b"this is a text file, not a database" * 100)
-    with pytest.raises(StoreError, match="not a usable trades.db"):
+    with pytest.raises(StoreError, match="cannot use .*trades.db as trades.db: file is not a database"):
         Store(db_path)
 
 
