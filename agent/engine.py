@@ -492,8 +492,6 @@ class Engine:
             return "in position"
         if self._pending is not None:
             return "an entry is already pending"
-        if self._pos.state is not PositionState.MONITORING:
-            return f"position state {self.position_state}"
         if self.params.use_fib_exits and d.fib is None:
             # PRD rule; the backtest enters anyway. A documented divergence.
             return "no Fibonacci levels (PRD: skip; the backtest would enter)"

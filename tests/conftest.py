@@ -1,0 +1,36 @@
+"""Fixtures shared by engine-level tests: the synthetic sample on disk and config builders."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.config import AgentConfig, parse_config
+from data.sample import generate_sample, write_csv
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "agent" / "default_config.json"
+
+
+def make_config(**sections: dict) -> AgentConfig:
+    """The packaged default config with some fields overridden, e.g.
+    make_config(risk_management={"max_daily_trades": 1})."""
+    raw = json.loads(DEFAULT_CONFIG.read_text())
+    for section, values in sections.items():
+        raw[section].update(values)
+    return parse_config(json.dumps(raw), source="test config")
+
+
+# Relaxed thresholds with every exit enabled: many trades, all exit kinds, on the sample.
+ACTIVE = dict(
+    seller_params={"vol_z": 1.5, "tr_z": 1.0, "cloc_min": 0.5},
+    backtest_params={"use_stop_loss": True, "use_traditional_tp": True, "use_time_exit": True,
+                     "reward_r": 3.0, "max_hold": 48},
+)
+
+
+@pytest.fixture(scope="session")
+def sample_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sample") / "synthetic_sample_15m.csv"
+    write_csv(generate_sample(), path)
+    return path
