@@ -38,7 +38,7 @@ from agent.strategy import RATIOS, Decision, SellerExhaustionStrategy, StrategyP
 from data.bar import Bar, iso_utc
 from persistence.paths import DataDir
 from persistence.records import OrderRecord, SignalRecord, SnapshotRecord, TradeRecord
-from persistence.state_file import StateFileCorrupt, read_state, write_state
+from persistence.state_file import StateFileCorrupt, StateFileError, read_state, write_state
 from persistence.store import Store
 
 log = logging.getLogger(__name__)
@@ -527,7 +527,6 @@ class Engine:
             self._publish_state()
             return
         self._pos.transition("approved")
-        self._record_signal_pending(p, "ENTERED", "approved")
         order = OrderRecord(
             client_order_id=self.orders.new_client_order_id(f"E{p.bar_ts}"), trade_id=None,
             side="buy", type="market", amount=verdict.amount, created_ts=self.clock.now_ms(),
@@ -538,12 +537,14 @@ class Engine:
         self.store.set_meta("pending_entry", "")
         if order.status != "filled":
             self._pos.transition("failed")
+            self._record_signal_pending(p, "SKIPPED", f"entry order {order.status}: {order.reason}")
             self._commit(durable=True)
             log.error("entry order %s %s: %s", order.client_order_id, order.status, order.reason)
             self.bus.publish(OrderChanged(order))
             self._publish_state()
             return
         trade = self._open_trade_from_fill(order, p)
+        self._record_signal_pending(p, "ENTERED", f"trade {trade.id}")   # same commit as the trade
         self._commit(durable=True)
         self._pos.transition("filled")
         self._write_state()
@@ -728,7 +729,7 @@ class Engine:
         }
         try:
             write_state(self.paths.state, state)
-        except OSError as exc:
+        except (OSError, StateFileError) as exc:
             log.error("could not write %s: %s (the store is still authoritative)", self.paths.state, exc)
 
     # ----- records ------------------------------------------------------------------------------
