@@ -41,3 +41,10 @@ def sample_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "synthetic_sample_15m.csv"
     write_csv(generate_sample(SAMPLE_BARS), path)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loop_owns_the_app(qapp: QApplication) -> QApplication:
+    """As in ui.app: closing the last window must not quit Qt under the asyncio loop."""
+    qapp.setQuitOnLastWindowClosed(False)
+    return qapp
