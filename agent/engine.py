@@ -149,7 +149,8 @@ class Engine:
         from data.replay_feed import ReplayFeed, load_replay
 
         def make_feed(cfg: AgentConfig) -> ReplayFeed:
-            return ReplayFeed(load_replay(Path(csv_path), cfg.timeframe_minutes).bars, speed)
+            return ReplayFeed(load_replay(Path(csv_path), cfg.timeframe_minutes).bars, speed,
+                              source_name=Path(csv_path).name)
 
         bp = config.backtest_params
         return cls(config, data_dir=data_dir, feed=make_feed(config),
