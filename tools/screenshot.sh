@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# `make screenshot`: run the desktop window under Xvfb on the SYNTHETIC demo sample with the
+# real engine (paper broker), wait until a trade is open (after at least one closed trade, so
+# the chart shows markers, a ladder and the shaded position), then capture the X screen into
+# docs/screenshot.png. Needs xvfb-run (Debian: apt-get install xvfb); uses ImageMagick's
+# `import` when present, else Qt's own grab of the screen.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-docs/screenshot.png}"
+PY="${PYTHON:-.venv/bin/python}"
+command -v xvfb-run >/dev/null || { echo "error: xvfb-run not found (apt-get install xvfb)" >&2; exit 1; }
+mkdir -p "$(dirname "$OUT")"
+WORK="$(mktemp -d -t trading-agent-shot-XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+
+xvfb-run -a -s "-screen 0 1600x1000x24" env -u QT_QPA_PLATFORM PYQTGRAPH_QT_LIB=PySide6 \
+  "$PY" - "$OUT" "$WORK" <<'PYTHON'
+import asyncio
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import qasync
+from PySide6.QtWidgets import QApplication
+
+from agent.config import default_config
+from agent.engine import Engine
+from agent.events import PositionClosed, PositionOpened
+from data.sample import generate_sample, write_csv
+from monitoring.logging_setup import setup_logging
+from ui.main_window import MainWindow
+
+out, work = Path(sys.argv[1]), Path(sys.argv[2])
+SPEED, CLOSED_BEFORE_SHOT, LIMIT_S = 150.0, 2, 240.0
+
+
+async def main() -> int:
+    csv = work / "synthetic_sample_15m.csv"
+    write_csv(generate_sample(), csv)
+    engine = Engine.for_replay(default_config(), work / "data", csv, SPEED)
+    window = MainWindow(engine)
+    window.move(0, 0)
+    window.resize(1600, 1000)
+    window.show()
+    ready = asyncio.Event()
+    closed = 0
+
+    def on_event(event) -> None:
+        nonlocal closed
+        if isinstance(event, PositionClosed):
+            closed += 1
+        elif isinstance(event, PositionOpened) and closed >= CLOSED_BEFORE_SHOT:
+            engine.feed.speed = 2.0            # let the open trade run on slowly for the picture
+            ready.set()
+
+    engine.bus.subscribe(on_event)
+    window.start_engine()
+    try:
+        await asyncio.wait_for(ready.wait(), LIMIT_S)
+        await asyncio.sleep(4.0)                # a few more bars, repaints, the 1 s panel refresh
+        if shutil.which("import"):
+            subprocess.run(["import", "-window", "root", str(out)], check=True)
+        else:
+            QApplication.primaryScreen().grabWindow(0).save(str(out))
+        print(f"wrote {out}")
+        return 0
+    except TimeoutError:
+        print(f"error: no trade opened within {LIMIT_S:.0f} s", file=sys.stderr)
+        return 1
+    finally:
+        window.close()
+        await window.wait_closed()
+
+
+setup_logging(None, "WARNING", console=True)
+app = QApplication(sys.argv[:1])
+app.setQuitOnLastWindowClosed(False)
+sys.exit(asyncio.run(main(), loop_factory=lambda: qasync.QEventLoop(app)))
+PYTHON
