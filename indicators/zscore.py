@@ -2,12 +2,15 @@
 
 The backtest app computes z = (x - rolling(m).mean()) / rolling(m).std(ddof=0) with pandas.
 pandas' variance is Welford add/remove with Kahan compensation; the incremental form below
-repeats those operations so it agrees with pandas (bit for bit until the first resync). A
-running sum of squared deviations loses digits when a large value leaves the window (prices
-~1e5, volume spikes), so the state is recomputed exactly from the ring buffer every
-`resync_every` bars and immediately after any removal that cancels more than three digits.
-A window of one repeated value has std exactly 0 (pandas GH#42064), so its z is
-0/0 = NaN, exactly what pandas and the golden data give; never a tiny-noise std.
+repeats those operations, so on ordinary data it equals pandas bit for bit until its first
+resync and to ~1e-13 after (golden cases: <= 4e-12 relative). A running sum of squared
+deviations keeps rounding residue after a large value leaves the window (prices ~1e5, volume
+spikes), so the state is recomputed exactly from the ring buffer every `resync_every` bars
+and at once after any removal that cancels more than three digits; there we are closer to
+the true value than pandas (tests/test_indicators.py shows pandas off by ~1e-5 after a spike).
+A window of one repeated value has no z-score: std is exactly 0 (pandas GH#42064) and z is
+0/0 = NaN, never a tiny-noise std. pandas 3.1 can instead return 0/residue = 0 there; both
+mean "no signal" for thresholds >= 0.
 """
 from __future__ import annotations
 
