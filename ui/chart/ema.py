@@ -17,7 +17,7 @@ REBUILD_EVERY = 256
 class EmaLine:
     """Static + tail PlotDataItems for one EMA series, added to a ViewBox."""
 
-    def __init__(self, view: pg.ViewBox, color: str, width: float = 1.5) -> None:
+    def __init__(self, view: pg.ViewBox, color: str, width: float = 1.0) -> None:
         pen = pg.mkPen(color, width=width)
         self.static = pg.PlotDataItem(pen=pen)
         self.tail = pg.PlotDataItem(pen=pen)

@@ -15,12 +15,23 @@ from ui.chart.format import price_decimals
 SHADE_ALPHA = 34
 
 
+def _blend(background: str, color: str, alpha: float) -> QColor:
+    """`color` at `alpha` over the background, as an opaque colour.
+
+    Why: a translucent band is alpha-blended per pixel on every full repaint (measured ~2 ms at
+    1600x900); the band lies directly on the background, so the opaque mix looks the same.
+    """
+    bg, fg = QColor(background), QColor(color)
+    mix = [round(b + (f - b) * alpha) for b, f in
+           ((bg.red(), fg.red()), (bg.green(), fg.green()), (bg.blue(), fg.blue()))]
+    return QColor(*mix)
+
+
 class PositionOverlay:
     """Draws one open position; hidden until set()."""
 
     def __init__(self, view: pg.ViewBox) -> None:
-        shade = QColor(theme.POSITION_SHADE)
-        shade.setAlpha(SHADE_ALPHA)
+        shade = _blend(theme.BACKGROUND, theme.POSITION_SHADE, SHADE_ALPHA / 255.0)
         self.band = pg.LinearRegionItem(values=(0.0, 0.0), movable=False, brush=shade,
                                         pen=pg.mkPen(None))
         entry_pen = QPen(QColor(theme.ENTRY_LINE), 1, Qt.PenStyle.DashLine)
@@ -33,7 +44,7 @@ class PositionOverlay:
                                          label="Stop {value:,.2f}",
                                          labelOpts={"position": 0.03, "color": theme.STOP_LINE,
                                                     "anchors": [(0, 1), (0, 1)]})
-        for z, item in ((1, self.band), (3, self.entry_line), (3, self.stop_line)):
+        for z, item in ((0.5, self.band), (3, self.entry_line), (3, self.stop_line)):
             view.addItem(item, ignoreBounds=True)
             item.setZValue(z)
         self.entry_x: float | None = None

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QColor, QKeyEvent, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ui import theme
@@ -28,6 +28,7 @@ from ui.chart.crosshair import Crosshair
 from ui.chart.ema import EmaLine
 from ui.chart.errors import ChartDataError, UnknownLayer
 from ui.chart.fib import FibLadder
+from ui.chart.grid import GridItem
 from ui.chart.format import format_change, format_price, format_utc
 from ui.chart.markers import TradeMarkers
 from ui.chart.position import PositionOverlay
@@ -37,6 +38,7 @@ DEFAULT_VISIBLE_BARS = 200
 RIGHT_MARGIN_BARS = 4
 FOCUS_MARGIN_BARS = 8
 Y_FIT_INTERVAL_MS = 50
+LABEL_INTERVAL_MS = 100
 Y_PADDING = 0.06
 LAYERS = ("ema", "fib", "markers")
 
@@ -58,6 +60,9 @@ class ChartWidget(QWidget):
         self.view: pg.ViewBox = self.plot.getViewBox()
         self._configure_plot()
 
+        self.grid = GridItem(self.view, self.plot.getAxis("bottom"), self.plot.getAxis("right"))
+        self.view.addItem(self.grid, ignoreBounds=True)
+        self.grid.setZValue(1)
         painter = CandlePainter()
         self.history = CandleHistoryItem(self._series, painter)
         self.live = LiveCandleItem(painter)
@@ -80,6 +85,10 @@ class ChartWidget(QWidget):
         self._y_fit_timer.setInterval(Y_FIT_INTERVAL_MS)
         self._y_fit_timer.timeout.connect(self.fit_y)
         self.view.sigXRangeChanged.connect(self._schedule_y_fit)
+        self._label_timer = QTimer(self)
+        self._label_timer.setSingleShot(True)
+        self._label_timer.setInterval(LABEL_INTERVAL_MS)
+        self._label_timer.timeout.connect(self._update_price_label)
         self.view.sigRangeChangedManually.connect(self._on_user_range)
 
         self._build_layout()
@@ -90,7 +99,6 @@ class ChartWidget(QWidget):
         self.plot.showAxis("right")
         self.plot.hideButtons()
         self.plot.setMenuEnabled(False)
-        self.plot.showGrid(x=True, y=True, alpha=0.12)
         self.view.setMouseEnabled(x=True, y=False)
         self.view.disableAutoRange()
         self.view.setDefaultPadding(0.0)
@@ -100,7 +108,11 @@ class ChartWidget(QWidget):
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.readout.setStyleSheet(f"color: {theme.TEXT_SECONDARY}; font-family: monospace;")
         self.price_label = QLabel("")
-        self.price_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.price_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.price_label.setStyleSheet(f"color: {theme.TEXT}; font-weight: 600;")
+        self.change_label = QLabel("")
+        self.change_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.readout.setTextFormat(Qt.TextFormat.PlainText)
         self.latest_button = QPushButton("⇥ Latest")
         self.latest_button.setToolTip("Follow the newest candle again (End)")
         self.latest_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -110,6 +122,9 @@ class ChartWidget(QWidget):
         header.setContentsMargins(6, 2, 6, 2)
         header.addWidget(self.readout, 1)
         header.addWidget(self.price_label)
+        header.addSpacing(8)
+        header.addWidget(self.change_label)
+        header.addSpacing(8)
         header.addWidget(self.latest_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -146,7 +161,7 @@ class ChartWidget(QWidget):
             self.live.setVisible(False)
             self._live_ts = None
         self._newest_moved()
-        self._update_price_label()
+        self._schedule_price_label()
         self._schedule_y_fit()
 
     def update_live(self, ts_ms: int, o: float, h: float, l: float, c: float) -> None:
@@ -161,7 +176,7 @@ class ChartWidget(QWidget):
         self.live.set_candle(ts_ms / 1000.0, o, h, l, c, s.bar_seconds)
         if new_bar:
             self._newest_moved()
-        self._update_price_label()
+        self._schedule_price_label()
         self._schedule_y_fit()
 
     def candle_count(self) -> int:
@@ -235,21 +250,15 @@ class ChartWidget(QWidget):
         margin = FOCUS_MARGIN_BARS * self._series.bar_seconds
         x0, x1 = sorted((start_ts_ms / 1000.0, end_ts_ms / 1000.0))
         self._set_following(False)
-        self.view.setXRange(x0 - margin, x1 + margin, padding=0.0)
-        self.fit_y()
+        self._set_x_range(x0 - margin, x1 + margin)
 
     def fit_y(self) -> None:
         """Fit the Y range to what is visible: candles, the live candle, ladder and position."""
         self._y_fit_timer.stop()
-        x0, x1 = self.view.viewRange()[0]
-        lows, highs = self._visible_extremes(x0, x1)
-        if not lows:
-            return
-        lo, hi = min(lows), max(highs)
-        if hi <= lo:
-            lo, hi = lo - 1.0, hi + 1.0
-        pad = (hi - lo) * Y_PADDING
-        self.view.setYRange(lo - pad, hi + pad, padding=0.0)
+        (x0, x1), current = self.view.viewRange()
+        y_range = self._fitted_y(x0, x1)
+        if y_range is not None and list(y_range) != current:
+            self.view.setYRange(*y_range, padding=0.0)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_End:
@@ -275,15 +284,33 @@ class ChartWidget(QWidget):
         x0, x1 = self.view.viewRange()[0]
         overshoot = newest + RIGHT_MARGIN_BARS * self._series.bar_seconds - x1
         if overshoot > 0:
-            self.view.setXRange(x0 + overshoot, x1 + overshoot, padding=0.0)
+            self._set_x_range(x0 + overshoot, x1 + overshoot)
 
     def _show_latest(self, width: float) -> None:
         bar = self._series.bar_seconds
         if not np.isfinite(width) or width < 10 * bar:
             width = DEFAULT_VISIBLE_BARS * bar
         right = self._newest_x() + RIGHT_MARGIN_BARS * bar
-        self.view.setXRange(right - width, right, padding=0.0)
-        self.fit_y()
+        self._set_x_range(right - width, right)
+
+    def _set_x_range(self, x0: float, x1: float) -> None:
+        """Move X and fit Y in one range change: one repaint instead of two."""
+        self._y_fit_timer.stop()
+        y_range = self._fitted_y(x0, x1)
+        if y_range is None:
+            self.view.setXRange(x0, x1, padding=0.0)
+        else:
+            self.view.setRange(xRange=(x0, x1), yRange=y_range, padding=0.0)
+
+    def _fitted_y(self, x0: float, x1: float) -> tuple[float, float] | None:
+        lows, highs = self._visible_extremes(x0, x1)
+        if not lows:
+            return None
+        lo, hi = min(lows), max(highs)
+        if hi <= lo:
+            lo, hi = lo - 1.0, hi + 1.0
+        pad = (hi - lo) * Y_PADDING
+        return lo - pad, hi + pad
 
     def _visible_extremes(self, x0: float, x1: float) -> tuple[list[float], list[float]]:
         s = self._series
@@ -325,9 +352,16 @@ class ChartWidget(QWidget):
             self._following = value
             self.following_changed.emit(value)
 
+    def _schedule_price_label(self) -> None:
+        if not self._label_timer.isActive():
+            self._label_timer.start()
+
     def _update_price_label(self) -> None:
+        """Latest price and its change since the previous close, green up / red down."""
+        self._label_timer.stop()
         s = self._series
-        if self._live_ts is not None and self.live.isVisible():
+        previous: float | None = None
+        if self.live.isVisible():
             last = self.live.ohlc[4]
             previous = float(s.close[-1]) if len(s) else None
         elif len(s):
@@ -335,14 +369,18 @@ class ChartWidget(QWidget):
             previous = float(s.close[-2]) if len(s) > 1 else None
         else:
             self.price_label.setText("")
+            self.change_label.setText("")
             return
+        self.price_label.setText(format_price(last))
         if previous is None:
-            self.price_label.setText(format_price(last))
+            self.change_label.setText("")
             return
-        color = theme.UP if last >= previous else theme.DOWN
-        self.price_label.setText(
-            f"<span style='color:{theme.TEXT}; font-weight:600'>{format_price(last)}</span>"
-            f"&nbsp;&nbsp;<span style='color:{color}'>{format_change(last, previous)}</span>")
+        self.change_label.setText(format_change(last, previous))
+        color = QColor(theme.UP if last >= previous else theme.DOWN)
+        palette = self.change_label.palette()
+        if palette.color(QPalette.ColorRole.WindowText) != color:
+            palette.setColor(QPalette.ColorRole.WindowText, color)
+            self.change_label.setPalette(palette)
 
     def _on_crosshair(self, x: float, y: float) -> None:
         """Snap the vertical line to the nearest candle and show its time, OHLC and the price."""
