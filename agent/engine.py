@@ -404,7 +404,6 @@ class Engine:
                     log.critical("%s", exc)
                     await self._halt(f"internal safety stop: {exc}")
         async with self._lock:
-            self._drop_pending("end of the market data")
             self._commit(durable=True)
             self._write_state()
         self._feed_state = "finished"
@@ -426,6 +425,8 @@ class Engine:
         self.clock.observe(bar.ts)
         if self._pos.state is PositionState.CONNECTED:
             self._pos.transition("warmed_up")     # history replayed; decisions from here on count
+            if self._pending is not None:
+                self._pos.transition("signal")    # a signal restored from the store waits for this bar
             self._publish_state()
         self._roll_day(bar.ts)
         if self._pending is not None:

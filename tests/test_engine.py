@@ -242,3 +242,49 @@ async def test_import_config_is_refused_while_running_and_adopted_when_stopped(t
     assert fresh.config.seller_params.vol_z == 2.5 and summary
     assert (tmp_path / "b" / "config.json").exists()
     fresh.store.close()
+
+
+async def test_daily_trade_counter_survives_a_restart_within_the_day(tmp_path, sample_csv):
+    cfg = make_config(**ACTIVE, risk_management={"max_daily_trades": 1})
+    reference = await replay(cfg, tmp_path / "whole", sample_csv)
+    limited_days = {s.bar_ts // 86_400_000 for s in reference.store.signals() if "max_daily_trades" in s.reason}
+    first_on_such_day = next(t for t in reference.store.closed_trades() if t.entry_ts // 86_400_000 in limited_days)
+    expected = [(t.signal_ts, t.exit_reason) for t in reference.store.closed_trades()]
+    await reference.stop()
+
+    # The first run's data ends on the entry bar: the restart resumes in the middle of that day.
+    from data.replay_feed import load_replay
+    from data.sample import write_csv
+
+    part = tmp_path / "until_entry.csv"
+    write_csv([b for b in load_replay(sample_csv, 15).bars if b.ts <= first_on_such_day.entry_ts], part)
+    engine = await replay(cfg, tmp_path / "restarted", part)
+    assert engine.store.open_trade().signal_ts == first_on_such_day.signal_ts
+    await engine.stop()
+    again = Engine.for_replay(cfg, tmp_path / "restarted", sample_csv, speed=None)
+    await again.start()
+    await again.wait_finished()
+    assert [(t.signal_ts, t.exit_reason) for t in again.store.closed_trades()] == expected
+    await again.stop()
+
+
+@pytest.mark.parametrize("cut", ["signal bar", "entry bar", "mid trade", "exit bar"])
+async def test_a_stop_at_any_bar_of_a_trade_resumes_to_the_same_trades(tmp_path, sample_csv, cut):
+    from data.replay_feed import load_replay
+    from data.sample import write_csv
+
+    cfg = make_config(**ACTIVE)
+    reference = await replay(cfg, tmp_path / "whole", sample_csv)
+    expected = [(t.signal_ts, t.entry_price, t.exit_ts, t.exit_reason, t.pnl) for t in reference.store.closed_trades()]
+    trade = next(t for t in reference.store.closed_trades() if t.bars_held >= 2)
+    await reference.stop()
+    last_ts = {"signal bar": trade.signal_ts, "entry bar": trade.entry_ts,
+               "mid trade": trade.entry_ts + 15 * 60_000, "exit bar": trade.exit_ts}[cut]
+    part = tmp_path / "part.csv"
+    write_csv([b for b in load_replay(sample_csv, 15).bars if b.ts <= last_ts], part)
+    first = await replay(cfg, tmp_path / "resumed", part)
+    await first.stop()
+    resumed = await replay(cfg, tmp_path / "resumed", sample_csv)
+    got = [(t.signal_ts, t.entry_price, t.exit_ts, t.exit_reason, t.pnl) for t in resumed.store.closed_trades()]
+    await resumed.stop()
+    assert got == expected
