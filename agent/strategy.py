@@ -17,7 +17,7 @@ from data.bar import Bar
 from indicators.atr import Atr, atr
 from indicators.close_location import close_location, close_location_value
 from indicators.ema import Ema, ema
-from indicators.errors import require_window
+from indicators.errors import InvalidWindowError, require_window
 from indicators.fibonacci import RATIOS, FibLevels, FibWindow, find_swing_high, levels_between
 from indicators.zscore import RollingZScore, rolling_zscore
 
@@ -58,10 +58,13 @@ class StrategyParams:
     slippage_bp: float
 
     def __post_init__(self) -> None:
-        for name in ("ema_fast", "ema_slow", "z_window", "atr_window", "max_hold"):
-            _check(require_window, name, getattr(self, name))
-        for name in ("fib_lookback", "fib_lookahead"):
-            _check(require_window, name, getattr(self, name), 0)
+        minimums = {"ema_fast": 1, "ema_slow": 1, "z_window": 1, "atr_window": 1, "max_hold": 1,
+                    "fib_lookback": 0, "fib_lookahead": 0}
+        for name, minimum in minimums.items():
+            try:
+                require_window(name, getattr(self, name), minimum)
+            except InvalidWindowError as exc:
+                raise InvalidStrategyParamsError(str(exc)) from None
         if self.fib_target_level not in RATIOS:
             raise InvalidStrategyParamsError(
                 f"fib_target_level must be one of {RATIOS}, got {self.fib_target_level!r}"
@@ -93,13 +96,6 @@ class StrategyParams:
         """Bars before every indicator is defined: tr_z needs (atr_window-1)+(z_window-1)+1."""
         return max(self.ema_slow, self.atr_window + self.z_window - 1,
                    self.fib_lookback + self.fib_lookahead + 1)
-
-
-def _check(fn: Any, name: str, value: int, minimum: int = 1) -> None:
-    try:
-        fn(name, value, minimum)
-    except ValueError as exc:
-        raise InvalidStrategyParamsError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ leave; the backtest app's ATR is that mean, so the incremental form below perfor
 floating-point operations in the same order (bit-identical when started on the same bar).
 To stop rounding residue from piling up over months of live bars, the sum is recomputed
 exactly (math.fsum over the window) every `resync_every` bars; that keeps agreement with
-pandas to ~1e-15 relative while bounding the error on arbitrarily long runs.
+pandas to ~1e-15 relative while bounding the error on arbitrarily long runs. (The Kahan
+compensation already absorbs a spike leaving the window: 1e15 among O(1) values stays exact.)
 """
 from __future__ import annotations
 
