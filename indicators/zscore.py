@@ -28,8 +28,7 @@ FloatArray = npt.NDArray[np.float64]
 
 # A removal that shrinks the sum of squared deviations by more than this factor has cancelled
 # about three significant digits: recompute exactly rather than carry the rounding residue.
-CANCELLATION_FACTOR = 1e-3
-
+_CANCELLATION_FACTOR = 1e-3
 # Windows per slice in the vectorized form: bounds the temporary to ~ rows * window floats.
 _CHUNK_ROWS = 2048
 
@@ -105,7 +104,7 @@ class RollingVariance:
         self._comp_rem = t + mean - y
         self._mean = mean - t / self._nobs
         self._ssqdm = before - (x - prev_mean) * (x - self._mean)
-        return self._ssqdm < before * CANCELLATION_FACTOR
+        return self._ssqdm < before * _CANCELLATION_FACTOR
 
     def _variance(self) -> float:
         nobs = self._nobs
