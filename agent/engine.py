@@ -181,7 +181,7 @@ class Engine:
         day_pnl = equity - self._day.start_equity if self._day else 0.0
         return EngineStatus(
             run_state=self.run_state, position_state=self.position_state,
-            halt_reason=self.halt_reason, mode=self.config.mode,
+            halt_reason=self.halt_reason, mode=self.broker.mode,
             pair=self.config.exchange.trading_pair, timeframe=self.config.timeframe,
             balance=self._balance, equity=equity, day_pnl=day_pnl, unrealized_pnl=unrealized,
             last_price=self._last_price, last_bar_ts=self._last_seen_ts, open_trade=self._trade,
@@ -565,7 +565,7 @@ class Engine:
         trade = TradeRecord(
             pair=self.config.exchange.trading_pair, signal_ts=p.bar_ts, entry_ts=self.clock.now_ms(),
             entry_price=order.fill_price, entry_reference=reference, amount=order.filled_amount,
-            entry_fee=order.fee, mode=self.config.mode,
+            entry_fee=order.fee, mode=self.broker.mode,
             fib_target_level=bp.fib_target_level if bp.use_fib_exits else None,
             target_price=p.target_price if bp.use_fib_exits else None,
             tp_price=reference + bp.reward_r * risk if bp.use_traditional_tp else None,
@@ -715,7 +715,7 @@ class Engine:
             "run_state": self.run_state,
             "position_state": self.position_state,
             "halt_reason": self.halt_reason,
-            "mode": self.config.mode,
+            "mode": self.broker.mode,
             "pair": self.config.exchange.trading_pair,
             "timeframe": self.config.timeframe,
             "balance": self._balance,
