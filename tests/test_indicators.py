@@ -348,14 +348,19 @@ def test_fib_levels_by_hand() -> None:
     assert levels.price(0.618) == 2.0 + 5.0 * 0.618
 
 
-def test_equal_neighbour_highs_do_not_disqualify_a_candidate() -> None:
-    highs = [1.0, 1.0, 8.0, 8.0, 2.0, 1.0, 1.0, 1.0]
-    # L=6, A=1, s=7: i=2 and i=3 tie at 8, both candidates (the max fallback would also be 8,
-    # so check the rule directly via a window whose max lies outside the candidate range).
+def test_an_equal_high_on_the_left_does_not_disqualify_a_candidate() -> None:
+    # L=6, A=1, s=7, candidates i in [2, 6). Bar 1 (9) is in the window but not a candidate.
+    # i=2 (8) has 9 on its left -> no; i=3 (8) only ties with bar 2 -> candidate; i=4, i=5
+    # have higher left neighbours. A strict rule would find no candidate and fall back to 9.
+    highs = [0.0, 9.0, 8.0, 8.0, 2.0, 1.0, 0.0, 0.0]
     assert find_swing_high(highs, 7, 6, 1) == 8.0
-    highs_tie_only = [0.0, 4.0, 6.0, 6.0, 6.0, 3.0, 9.0, 1.0]
-    # i=2..4 are 6 with equal neighbours (candidates); i=5 (3) has 9 to its right.
-    assert find_swing_high(highs_tie_only, 7, 6, 1) == 6.0
+
+
+def test_an_equal_high_on_the_right_does_not_disqualify_a_candidate() -> None:
+    # i=4 (8) ties with bar 5 on its right -> candidate; bar 5 has 9.5 (bar 6, beyond hi) on
+    # its right -> no. A strict rule would fall back to the window max 9 (bar 1).
+    highs = [0.0, 9.0, 0.0, 1.0, 8.0, 8.0, 9.5, 0.0]
+    assert find_swing_high(highs, 7, 6, 1) == 8.0
 
 
 def test_without_candidates_swing_high_is_the_window_max() -> None:
