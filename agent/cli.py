@@ -76,14 +76,23 @@ def _command(name: str, argv: list[str]) -> int:
     if name == "export-trades":
         p.add_argument("--csv", type=Path, required=True)
     args = p.parse_args(argv)
+    from persistence.paths import DataDirBusy, DataDirLock
     from persistence.store import Store, StoreError
 
     db = args.data_dir / "trades.db"
     if not db.exists():
         raise UsageError(f"no trades.db in {args.data_dir}")
+    lock = DataDirLock(args.data_dir)
+    if name == "clear-halt":
+        try:
+            lock.acquire()          # a running engine would not see the change, and could overwrite it
+        except DataDirBusy as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return EXIT_REFUSED
     try:
         store = Store(db)
     except StoreError as exc:
+        lock.release()
         raise UsageError(str(exc)) from None
     try:
         if name == "export-trades":
@@ -101,6 +110,7 @@ def _command(name: str, argv: list[str]) -> int:
                 print(f"halt cleared (was: {reason})")
     finally:
         store.close()
+        lock.release()
     return EXIT_OK
 
 
@@ -142,7 +152,7 @@ def _resolve_config(args: argparse.Namespace, data_dir: Path, demo: bool) -> Age
 
 def _run(args: argparse.Namespace, demo: bool) -> int:
     from monitoring.logging_setup import setup_logging
-    from persistence.paths import default_data_dir
+    from persistence.paths import DataDirBusy, default_data_dir
 
     if demo:
         data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="trading-agent-demo-"))
@@ -179,6 +189,9 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
         return run_gui(make_engine, autostart=True)
     except (UsageError, ConfigError):
         raise
+    except DataDirBusy as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except Exception as exc:
         from data.csv_source import DataError
 

@@ -36,7 +36,7 @@ from agent.state_machine import (POSITION_TABLE, RUN_TABLE, IllegalTransition, P
                                  RunState, StateMachine)
 from agent.strategy import RATIOS, Decision, SellerExhaustionStrategy, StrategyParams
 from data.bar import Bar, iso_utc
-from persistence.paths import DataDir
+from persistence.paths import DataDir, DataDirLock
 from persistence.records import OrderRecord, SignalRecord, SnapshotRecord, TradeRecord
 from persistence.state_file import StateFileCorrupt, StateFileError, read_state, write_state
 from persistence.store import Store
@@ -114,7 +114,13 @@ class Engine:
         self._feed_factory = feed_factory
         self.paths = DataDir(Path(data_dir))
         self.data_dir = self.paths.root
-        self.store = Store(self.paths.db)
+        self._lock_file = DataDirLock(self.data_dir)
+        self._lock_file.acquire()                  # raises DataDirBusy: one engine per data folder
+        try:
+            self.store = Store(self.paths.db)
+        except Exception:
+            self._lock_file.release()
+            raise
         self.bus = EventBus()
         self.orders = OrderManager(self.store, broker, self.bus, clock, commit=self._commit)
         self._run = StateMachine("run state", RUN_TABLE, RunState.STOPPED)
@@ -297,6 +303,7 @@ class Engine:
             self._commit(durable=True)
             self._write_state()
             self.store.close()
+            self._lock_file.release()
         self._finished.set()
         log.info("engine stopped")
 

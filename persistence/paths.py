@@ -51,3 +51,49 @@ def fsync_dir(directory: Path) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class DataDirBusy(Exception):
+    """Another agent process holds this data folder: two engines on one store would both trade."""
+
+
+class DataDirLock:
+    """An exclusive, non-blocking OS lock on DATA_DIR/agent.lock, held while an engine runs.
+    The OS releases it when the process dies, so a crash never leaves a stale lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / "agent.lock"
+        self._fh = None
+
+    def acquire(self) -> None:
+        fh = open(self.path, "a+")
+        try:
+            _lock(fh)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise DataDirBusy(f"another agent (pid {holder}) is using {self.path.parent}; "
+                              "stop it first or choose another --data-dir") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _lock(fh) -> None:
+    try:
+        import fcntl
+    except ImportError:                      # Windows
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

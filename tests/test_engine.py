@@ -288,3 +288,15 @@ async def test_a_stop_at_any_bar_of_a_trade_resumes_to_the_same_trades(tmp_path,
     got = [(t.signal_ts, t.entry_price, t.exit_ts, t.exit_reason, t.pnl) for t in resumed.store.closed_trades()]
     await resumed.stop()
     assert got == expected
+
+
+async def test_a_second_engine_on_the_same_data_folder_is_refused(tmp_path, sample_csv):
+    from persistence.paths import DataDirBusy
+
+    first = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    with pytest.raises(DataDirBusy, match="another agent"):
+        Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    await first.start()
+    await first.stop()
+    second = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)   # free again
+    await second.stop()
