@@ -91,10 +91,18 @@ class StrategyParams:
             fee_bp=float(bp.fee_bp), slippage_bp=float(bp.slippage_bp),
         )
 
-    @property
-    def warmup_bars(self) -> int:
-        """Bars before every indicator is defined: tr_z needs (atr_window-1)+(z_window-1)+1."""
-        return max(self.ema_slow, self.atr_window + self.z_window - 1,
+    def warmup_bars(self, seed_weight: float = 1e-4) -> int:
+        """Bars of history after which decisions match a backtest that started long before.
+
+        Every indicator is defined (tr_z needs atr_window + z_window - 1 bars, the Fibonacci
+        rule lookback + lookahead + 1) and the slow EMA's seed, whose weight at bar t is
+        (1 - alpha)^t, weighs less than `seed_weight`: ~4.6 * ema_slow bars for 1e-4.
+        """
+        if not 0.0 < seed_weight < 1.0:
+            raise InvalidStrategyParamsError(f"seed_weight must be in (0, 1), got {seed_weight!r}")
+        alpha = 2.0 / (self.ema_slow + 1.0)
+        ema_bars = 1 if alpha >= 1.0 else math.floor(math.log(seed_weight) / math.log1p(-alpha)) + 2
+        return max(ema_bars, self.atr_window + self.z_window - 1,
                    self.fib_lookback + self.fib_lookahead + 1)
 
 

@@ -98,8 +98,21 @@ def test_from_config_with_minute_windows_gives_bars() -> None:
     assert params.fib_target_level == 0.786
 
 
-def test_warmup_covers_the_first_defined_tr_z() -> None:
-    assert BASE.warmup_bars == 96 + 672 - 1
+def test_warmup_leaves_the_slow_ema_seed_below_the_requested_weight() -> None:
+    n = BASE.warmup_bars(1e-4)
+    keep = 1 - 2 / (672 + 1)
+    # after n bars the seed (bar 0) weighs keep**(n-1); one bar fewer would not be enough
+    assert keep ** (n - 1) < 1e-4 <= keep ** (n - 2)
+
+
+def test_warmup_covers_the_first_defined_tr_z_when_the_ema_is_short() -> None:
+    params = replace(BASE, ema_fast=2, ema_slow=3)
+    assert params.warmup_bars() == 96 + 672 - 1
+
+
+def test_warmup_rejects_a_seed_weight_outside_zero_one() -> None:
+    with pytest.raises(InvalidStrategyParamsError, match="seed_weight"):
+        BASE.warmup_bars(0.0)
 
 
 # ---- the decision ---------------------------------------------------------------------------
