@@ -1,20 +1,30 @@
 """Axes of the chart: time in UTC at the bottom, price on the right (where traders read it).
 
-Both axes remember their last tick computation: the grid asks for the same ticks just before
-the axis paints, and DateAxisItem's tick search costs about a millisecond per call. Sharing one
-result also guarantees that grid lines sit exactly on the labelled ticks.
+Why a time axis of our own: pyqtgraph's DateAxisItem(utcOffset=0) still searches ticks in the
+machine's local zone, so in a half-hour zone (India, UTC+05:30) the UTC ticks land on :30, and
+its tick search costs ~1 ms per range change. UtcTimeAxis places ticks on round UTC times with
+numpy. Both axes remember their last ticks: the grid asks for the same ticks just before the
+axis paints, and sharing one result keeps grid lines exactly on the labelled ticks.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QFont, QFontMetrics
 
 from ui import theme
 
 _SIZE_BUCKET_PX = 16.0
+LABEL_SPACING_PX = 90.0
+MINUTE, HOUR, DAY = 60, 3600, 86400
+_MONDAY_OFFSET = 4 * DAY  # 1970-01-01 was a Thursday: weekly ticks fall on Mondays
+_FIXED_STEPS = (MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 3 * HOUR,
+                4 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY)
+_MONTH_STEPS = (1, 3, 6, 12, 24, 60, 120)
+_AVG_MONTH = 30.44 * DAY
 
 
 class _TickMemo:
@@ -35,14 +45,51 @@ class _TickMemo:
         return self._tick_levels
 
 
-class UtcTimeAxis(_TickMemo, pg.DateAxisItem):
-    """Date axis fixed to UTC (x in Unix seconds)."""
+class _UtcTicks(pg.AxisItem):
+    """Round UTC ticks for x in Unix seconds: minutes to days, Monday weeks, months, years."""
 
     def __init__(self) -> None:
-        super().__init__(orientation="bottom", utcOffset=0)
-        # DateAxisItem.tickValues reads self.fontMetrics, which it sets only on its first paint;
-        # the grid asks for ticks before that, so give it the default font's metrics up front.
-        self.fontMetrics = QFontMetrics(QFont())
+        super().__init__(orientation="bottom")
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802,N803,E501
+        if not (size > 0 and maxVal > minVal and np.isfinite(minVal) and np.isfinite(maxVal)):
+            return []
+        needed = (maxVal - minVal) / size * LABEL_SPACING_PX
+        for step in _FIXED_STEPS:
+            if step >= needed:
+                offset = _MONDAY_OFFSET if step == 7 * DAY else 0
+                first = np.ceil((minVal - offset) / step) * step + offset
+                return [(float(step), np.arange(first, maxVal + 1e-9, step).tolist())]
+        months = next((m for m in _MONTH_STEPS if m * _AVG_MONTH >= needed), _MONTH_STEPS[-1])
+        return [(months * _AVG_MONTH, _month_ticks(minVal, maxVal, months))]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        return [_label(v, spacing) for v in values]
+
+
+def _month_ticks(lo: float, hi: float, months: int) -> list[float]:
+    start = np.datetime64(int(lo), "s").astype("datetime64[M]")
+    stop = np.datetime64(int(hi), "s").astype("datetime64[M]") + np.timedelta64(1, "M")
+    # months since 1970, aligned to the step so ticks stay put while panning
+    first = start + np.timedelta64(int(-start.astype(np.int64)) % months, "M")
+    ticks = np.arange(first, stop, np.timedelta64(months, "M"))
+    ticks = ticks.astype("datetime64[s]").astype(np.int64)
+    return [float(t) for t in ticks if lo <= t <= hi]
+
+
+def _label(seconds: float, spacing: float) -> str:
+    t = datetime.fromtimestamp(seconds, tz=UTC)
+    if spacing < DAY:
+        return t.strftime("%b %d") if (t.hour, t.minute) == (0, 0) else t.strftime("%H:%M")
+    if spacing < 28 * DAY:
+        return t.strftime("%b %d")
+    if spacing < 365 * DAY:
+        return t.strftime("%Y") if t.month == 1 else t.strftime("%b")
+    return t.strftime("%Y")
+
+
+class UtcTimeAxis(_TickMemo, _UtcTicks):
+    """Time axis in UTC (x in Unix seconds)."""
 
 
 class PriceAxis(_TickMemo, pg.AxisItem):

@@ -49,9 +49,9 @@ class CandlePainter:
         px = x * sx + dx
         spacing_px = abs(bar_seconds * sx)
         if spacing_px < MERGE_BELOW_PX:
-            up_rects, down_rects = _merged_rects(px, o, h, l, c, sy, dy)
+            up_rects, down_rects = merged_rects(px, o, h, l, c, sy, dy)
         else:
-            up_rects, down_rects = _candle_rects(px, o, h, l, c, sy, dy, spacing_px)
+            up_rects, down_rects = candle_rects(px, o, h, l, c, sy, dy, spacing_px)
         p.save()
         p.resetTransform()
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
@@ -71,7 +71,7 @@ class CandlePainter:
         p.drawRects(*store.drawargs())
 
 
-def _candle_rects(px: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,
+def candle_rects(px: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,
                   sy: float, dy: float, spacing_px: float) -> tuple[np.ndarray, np.ndarray]:
     """Rows (x, y, w, h) in device pixels: one wick and one body per candle, split by colour."""
     body_w = max(1, int(spacing_px * BODY_FRACTION))
@@ -94,7 +94,7 @@ def _candle_rects(px: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c
     return rects[both], rects[~both]
 
 
-def _merged_rects(px: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,
+def merged_rects(px: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,
                   sy: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
     """One 1 px high-low bar per pixel column; coloured by the column's first open/last close."""
     col = np.floor(px)
