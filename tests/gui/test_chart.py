@@ -393,7 +393,7 @@ def test_clear_position_hides_the_band(loaded: ChartWidget) -> None:
 def test_layer_toggles_hide_and_show_their_items(loaded: ChartWidget) -> None:
     loaded.set_fib_ladder(LEVELS, 0.618, T0_MS, None)
     loaded.add_entry_marker(T0_MS, 1.0)
-    layers = {"ema": [*loaded.ema_fast.items, *loaded.ema_slow.items],
+    layers = {"ema": [loaded.ema_fast, loaded.ema_slow],
               "fib": [loaded.fib.levels[0].line, loaded.fib.levels[0].label],
               "markers": list(loaded.markers.items.values())}
     for name, items in layers.items():

@@ -69,9 +69,10 @@ class ChartWidget(QWidget):
         for item in (self.history, self.live):
             self.view.addItem(item)
             item.setZValue(2)
-        self.ema_fast = EmaLine(self.view, theme.EMA_FAST)
-        self.ema_slow = EmaLine(self.view, theme.EMA_SLOW)
-        for item in (*self.ema_fast.items, *self.ema_slow.items):
+        self.ema_fast = EmaLine(self._series, "ema_fast", theme.EMA_FAST)
+        self.ema_slow = EmaLine(self._series, "ema_slow", theme.EMA_SLOW)
+        for item in (self.ema_fast, self.ema_slow):
+            self.view.addItem(item, ignoreBounds=True)
             item.setZValue(4)
         self.fib = FibLadder(self.view)
         self.markers = TradeMarkers(self.view)
@@ -140,8 +141,8 @@ class ChartWidget(QWidget):
         self._series.replace(ts_ms, o, h, l, c, ema_fast, ema_slow)
         self.history.reset()
         s = self._series
-        self.ema_fast.rebuild(s.x, s.ema_fast)
-        self.ema_slow.rebuild(s.x, s.ema_slow)
+        self.ema_fast.reset()
+        self.ema_slow.reset()
         self.live.setVisible(False)
         self._live_ts = None
         self._newest_moved()
@@ -154,9 +155,8 @@ class ChartWidget(QWidget):
         """A candle closed. Amortised O(1): only the new candle and the EMA tails repaint."""
         self._series.append(int(ts_ms), o, h, l, c, ema_fast, ema_slow)
         self.history.appended()
-        s = self._series
-        self.ema_fast.appended(s.x, s.ema_fast)
-        self.ema_slow.appended(s.x, s.ema_slow)
+        self.ema_fast.appended()
+        self.ema_slow.appended()
         if self._live_ts is not None and self._live_ts <= ts_ms:
             self.live.setVisible(False)
             self._live_ts = None
@@ -217,8 +217,8 @@ class ChartWidget(QWidget):
     def set_layer_visible(self, layer: str, visible: bool) -> None:
         """Toggle "ema", "fib" or "markers"."""
         if layer == "ema":
-            self.ema_fast.set_visible(visible)
-            self.ema_slow.set_visible(visible)
+            self.ema_fast.setVisible(visible)
+            self.ema_slow.setVisible(visible)
         elif layer == "fib":
             self.fib.set_visible(visible)
         elif layer == "markers":
