@@ -244,9 +244,12 @@ class Engine:
         async with self._lock:
             log.critical("EMERGENCY STOP requested by the operator")
             self._drop_pending("emergency stop")
-            if self._trade is not None:
-                await self._exit("EMERGENCY", "market", self._mark_price())
-            await self._halt("emergency stop by the operator")
+            try:
+                if self._trade is not None:
+                    await self._exit("EMERGENCY", "market", self._mark_price())
+            finally:                                  # a failed exit must still stop all trading
+                await self._halt("emergency stop by the operator"
+                                 + ("" if self._trade is None else ": THE POSITION IS STILL OPEN"))
 
     async def manual_close(self) -> None:
         async with self._lock:
@@ -276,6 +279,7 @@ class Engine:
         if self._trade is not None:
             raise EngineBusy("close the open position before importing a config")
         cfg = load_config(path)
+        await self._stop_feed()                     # a halted engine still follows the market
         async with self._lock:
             changed_market = (cfg.timeframe != self.config.timeframe
                               or cfg.exchange.trading_pair != self.config.exchange.trading_pair)
