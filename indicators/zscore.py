@@ -5,8 +5,9 @@ pandas' variance is Welford add/remove with Kahan compensation; the incremental 
 repeats those operations, so on ordinary data it equals pandas bit for bit until its first
 resync and to ~1e-13 after (golden cases: <= 4e-12 relative). A running sum of squared
 deviations keeps rounding residue after a large value leaves the window (prices ~1e5, volume
-spikes), so the state is recomputed exactly from the ring buffer every `resync_every` bars
-and at once after any removal that cancels more than three digits; there we are closer to
+spikes, or a volatile stretch followed by a calm one), so the state is recomputed exactly
+from the ring buffer every `resync_every` bars, and at once when the sum has fallen a
+thousandfold below its peak since the last recomputation; there we are closer to
 the true value than pandas (tests/test_indicators.py shows pandas off by ~1e-5 after a spike).
 A window of one repeated value has no z-score: std is exactly 0 (pandas GH#42064) and z is
 0/0 = NaN, never a tiny-noise std. pandas 3.1 can instead return 0/residue = 0 there; both
@@ -26,8 +27,8 @@ from indicators.rolling import RollingMean, default_resync
 
 FloatArray = npt.NDArray[np.float64]
 
-# A removal that shrinks the sum of squared deviations by more than this factor has cancelled
-# about three significant digits: recompute exactly rather than carry the rounding residue.
+# When the sum of squared deviations falls this far below its peak since the last exact
+# recomputation, the peak's rounding residue is ~3 digits closer to the value: recompute.
 _CANCELLATION_FACTOR = 1e-3
 # Windows per slice in the vectorized form: bounds the temporary to ~ rows * window floats.
 _CHUNK_ROWS = 2048
@@ -37,7 +38,7 @@ class RollingVariance:
     """Population (ddof=0) variance of the last `window` values, as pandas rolling(w).var(ddof=0)."""
 
     __slots__ = (
-        "window", "_resync_every", "_buf", "_nobs", "_mean", "_ssqdm", "_comp_add",
+        "window", "_resync_every", "_buf", "_nobs", "_mean", "_ssqdm", "_peak", "_comp_add",
         "_comp_rem", "_same", "_prev", "_since_sync",
     )
 
@@ -50,6 +51,7 @@ class RollingVariance:
         self._nobs = 0.0
         self._mean = 0.0
         self._ssqdm = 0.0
+        self._peak = 0.0
         self._comp_add = 0.0
         self._comp_rem = 0.0
         self._same = 0
@@ -85,9 +87,11 @@ class RollingVariance:
         self._comp_add = t + mean - y
         self._mean = mean + t / self._nobs
         self._ssqdm = self._ssqdm + (x - prev_mean) * (x - self._mean)
+        if self._ssqdm > self._peak:
+            self._peak = self._ssqdm
 
     def _remove(self, x: float) -> bool:
-        """Take x out of the running state; True when the result has lost too many digits."""
+        """Take x out of the running state; True when the sum has fallen far below its peak."""
         if x != x:
             return False
         self._nobs -= 1.0
@@ -95,7 +99,6 @@ class RollingVariance:
             self._mean = 0.0
             self._ssqdm = 0.0
             return False
-        before = self._ssqdm
         mean = self._mean
         comp = self._comp_rem
         prev_mean = mean - comp
@@ -103,8 +106,8 @@ class RollingVariance:
         t = y - mean
         self._comp_rem = t + mean - y
         self._mean = mean - t / self._nobs
-        self._ssqdm = before - (x - prev_mean) * (x - self._mean)
-        return self._ssqdm < before * _CANCELLATION_FACTOR
+        self._ssqdm = self._ssqdm - (x - prev_mean) * (x - self._mean)
+        return self._ssqdm < self._peak * _CANCELLATION_FACTOR
 
     def _variance(self) -> float:
         nobs = self._nobs
@@ -117,6 +120,7 @@ class RollingVariance:
     def _resync(self) -> None:
         vals = [v for v in self._buf if v == v]
         self._since_sync = 0
+        self._peak = 0.0
         self._comp_add = 0.0
         self._comp_rem = 0.0
         if not vals:
@@ -125,7 +129,7 @@ class RollingVariance:
             return
         mean = math.fsum(vals) / len(vals)
         self._mean = mean
-        self._ssqdm = math.fsum((v - mean) * (v - mean) for v in vals)
+        self._ssqdm = self._peak = math.fsum((v - mean) * (v - mean) for v in vals)
 
 
 class RollingZScore:

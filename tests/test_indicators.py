@@ -299,6 +299,18 @@ def test_variance_stays_exact_after_a_huge_spike_leaves_the_window() -> None:
     assert np.abs(mine[after_spike_left] / exact[after_spike_left] - 1).max() < 1e-11
 
 
+def test_variance_stays_accurate_when_a_volatile_stretch_turns_calm() -> None:
+    # The sum of squares shrinks ~1e8-fold over many small removals, none alarming alone;
+    # without the peak check the old residue leaves ~3e-7 relative error in the calm part.
+    rng = np.random.default_rng(5)
+    window = 49
+    xs = np.concatenate([rng.normal(0.5, 0.2, 300), 0.25 + rng.normal(0, 1e-5, 300)])
+    mine = incremental(RollingVariance(window, resync_every=10**9), xs)[window - 1:]
+    exact = np.lib.stride_tricks.sliding_window_view(xs, window).var(axis=1)
+    calm = slice(300, None)  # windows lying wholly in the calm part
+    assert np.abs(mine[calm] / exact[calm] - 1).max() < 1e-9
+
+
 def test_rolling_windows_must_be_positive() -> None:
     for factory in (RollingMean, RollingVariance, RollingZScore, Atr):
         with pytest.raises(InvalidWindowError, match="window"):
