@@ -73,14 +73,15 @@ def test_history_sets_candle_count_and_shows_the_newest_candle(loaded: ChartWidg
     assert x0 < newest_x(loaded) < x1
 
 
-def test_appended_bars_keep_the_newest_candle_in_view_while_following(loaded: ChartWidget) -> None:
+def test_appended_bars_keep_the_newest_candle_in_view_while_following(loaded: ChartWidget,
+                                                                      qtbot) -> None:
     d = candles(500)
     for i in range(300, 500):
         loaded.append_bar(int(d["ts_ms"][i]), d["o"][i], d["h"][i], d["l"][i], d["c"][i],
                           d["ema_fast"][i], d["ema_slow"][i])
-    x0, x1 = loaded.view.viewRange()[0]
     assert loaded.candle_count() == 500
-    assert x0 < newest_x(loaded) < x1
+    qtbot.waitUntil(lambda: loaded.view.viewRange()[0][0] < newest_x(loaded)
+                    < loaded.view.viewRange()[0][1])
 
 
 def test_appending_past_the_initial_capacity_keeps_every_candle() -> None:
@@ -174,13 +175,14 @@ def test_focus_range_shows_the_selected_span_and_stops_following(loaded: ChartWi
     assert not loaded.following
 
 
-def test_appends_do_not_scroll_a_chart_that_is_not_following(loaded: ChartWidget) -> None:
+def test_appends_do_not_scroll_a_chart_that_is_not_following(loaded: ChartWidget, qtbot) -> None:
     loaded.focus_range(T0_MS, T0_MS + 20 * BAR_MS)
     before = loaded.view.viewRange()[0]
     d = candles(320)
     for i in range(300, 320):
         loaded.append_bar(int(d["ts_ms"][i]), d["o"][i], d["h"][i], d["l"][i], d["c"][i],
                           d["ema_fast"][i], d["ema_slow"][i])
+    qtbot.wait(100)  # longer than a frame: a pending scroll would have happened
     assert loaded.view.viewRange()[0] == before
 
 

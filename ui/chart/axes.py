@@ -9,6 +9,7 @@ axis paints, and sharing one result keeps grid lines exactly on the labelled tic
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,7 +94,11 @@ class UtcTimeAxis(_TickMemo, _UtcTicks):
 
 
 class PriceAxis(_TickMemo, pg.AxisItem):
-    """Plain numeric axis for prices."""
+    """Price axis labelled like the rest of the chart: "117,400" with thousands separators."""
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        decimals = max(0, -math.floor(math.log10(spacing))) if spacing > 0 else 2
+        return [f"{v * scale:,.{decimals}f}" for v in values]
 
 
 def make_axes() -> dict[str, pg.AxisItem]:

@@ -22,6 +22,7 @@ GOLDEN_WIDTH = 2.0
 TARGET_EXTRA_WIDTH = 1.0
 GOLDEN_RATIO = 0.618
 _RATIO_TOLERANCE = 1e-9
+LABEL_FILL_ALPHA = 210
 
 
 def level_color(ratio: float) -> str:
@@ -35,6 +36,13 @@ def level_color(ratio: float) -> str:
 def level_label(ratio: float, price: float) -> str:
     """"61.8%  117,411.27": the ratio as a percentage, then the price."""
     return f"{ratio * 100:.1f}%  {format_price(price)}"
+
+
+def label_fill() -> QColor:
+    """Dark, mostly opaque backing so labels stay readable over candles and EMAs."""
+    fill = QColor(theme.BACKGROUND)
+    fill.setAlpha(LABEL_FILL_ALPHA)
+    return fill
 
 
 @dataclass
@@ -111,12 +119,12 @@ class FibLadder:
         line.setPen(pen)
         line.setZValue(5)
         text = level_label(ratio, price) + ("  ◀ target" if is_target else "")
-        label = pg.TextItem(text, color=color, anchor=(1.0, 1.0))
+        label = pg.TextItem(text, color=color, anchor=(1.0, 1.0), fill=label_fill())
         font = QFont()
         font.setPointSizeF(8.5)
         font.setBold(is_target)
         label.setFont(font)
-        label.setZValue(6)
+        label.setZValue(25)  # above markers and candles: a price must stay readable
         for item in (line, label):
             item.setVisible(self._visible)
             self._view.addItem(item, ignoreBounds=True)

@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsLineItem
 
 from ui import theme
+from ui.chart.fib import label_fill
 from ui.chart.format import price_decimals
 
 SHADE_ALPHA = 34
@@ -43,7 +44,8 @@ class PositionOverlay:
                                                       style=Qt.PenStyle.DashLine),
                                          label="Stop {value:,.2f}",
                                          labelOpts={"position": 0.03, "color": theme.STOP_LINE,
-                                                    "anchors": [(0, 1), (0, 1)]})
+                                                    "anchors": [(0, 1), (0, 1)],
+                                                    "fill": label_fill()})
         for z, item in ((0.5, self.band), (3, self.entry_line), (3, self.stop_line)):
             view.addItem(item, ignoreBounds=True)
             item.setZValue(z)

@@ -1,14 +1,16 @@
 """ChartWidget: candles, EMAs, Fibonacci ladder, trade markers and the open position.
 
 The chart knows nothing of the engine: it takes plain numbers. Timestamps come in Unix ms
-UTC; the x axis is in Unix seconds (what pyqtgraph's DateAxisItem reads) and is shown in UTC.
+UTC; the x axis is in Unix seconds and is labelled in UTC.
 
 Guarantees:
 - a tick (update_live) changes only the forming-candle item, so Qt repaints a few pixels;
-- while `following`, the newest candle stays in view; a user pan or zoom that moves it out of
-  view stops following, and the End key or the "⇥ Latest" button resumes it;
+- while `following`, the newest candle is scrolled into view within one frame (FRAME_MS); a
+  user pan or zoom that moves it out of view stops following, and the End key or the
+  "⇥ Latest" button resumes it;
 - the Y range fits the visible candles (plus the visible ladder and the position's prices),
-  at most once per Y_FIT_INTERVAL_MS, so ticks do not force full repaints.
+  at most once per Y_FIT_INTERVAL_MS, so ticks do not force full repaints;
+- the latest-price label refreshes at most every LABEL_INTERVAL_MS.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ RIGHT_MARGIN_BARS = 4
 FOCUS_MARGIN_BARS = 8
 Y_FIT_INTERVAL_MS = 50
 LABEL_INTERVAL_MS = 100
+FRAME_MS = 33
 Y_PADDING = 0.06
 LAYERS = ("ema", "fib", "markers")
 
@@ -48,7 +51,8 @@ class ChartWidget(QWidget):
 
     following_changed = Signal(bool)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, frame_ms: int = FRAME_MS) -> None:
+        """frame_ms: the shortest interval between two follow scrolls (0: next event loop pass)."""
         super().__init__(parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._series = CandleSeries()
@@ -86,6 +90,10 @@ class ChartWidget(QWidget):
         self._y_fit_timer.setInterval(Y_FIT_INTERVAL_MS)
         self._y_fit_timer.timeout.connect(self.fit_y)
         self.view.sigXRangeChanged.connect(self._schedule_y_fit)
+        self._scroll_timer = QTimer(self)
+        self._scroll_timer.setSingleShot(True)
+        self._scroll_timer.setInterval(frame_ms)
+        self._scroll_timer.timeout.connect(self._scroll_to_newest)
         self._label_timer = QTimer(self)
         self._label_timer.setSingleShot(True)
         self._label_timer.setInterval(LABEL_INTERVAL_MS)
@@ -275,14 +283,20 @@ class ChartWidget(QWidget):
         return newest if np.isfinite(newest) else 0.0
 
     def _newest_moved(self) -> None:
-        """A new newest candle: stretch open-ended overlays and scroll when following."""
+        """A new newest candle: stretch open-ended overlays now, scroll at the next frame."""
         newest = self._newest_x()
         self.fib.extend_to(newest)
         self.position.extend_to(newest)
+        if self._following and not self._scroll_timer.isActive():
+            self._scroll_timer.start()
+
+    def _scroll_to_newest(self) -> None:
+        """Keep the newest candle in view. A scroll repaints everything, so it runs at most
+        once per frame: a fast replay closing several bars per frame pays for one repaint."""
         if not self._following:
             return
         x0, x1 = self.view.viewRange()[0]
-        overshoot = newest + RIGHT_MARGIN_BARS * self._series.bar_seconds - x1
+        overshoot = self._newest_x() + RIGHT_MARGIN_BARS * self._series.bar_seconds - x1
         if overshoot > 0:
             self._set_x_range(x0 + overshoot, x1 + overshoot)
 
