@@ -411,6 +411,27 @@ def test_chart_sync_never_draws_a_bar_twice(sync):
     assert sync.chart.candle_count() == 12
 
 
+def test_chart_sync_rebuilds_a_large_batch_keeping_a_panned_view(sync):
+    sync.seed([decision(i) for i in range(300)])
+    x0, x1 = bar(100).ts / 1000, bar(150).ts / 1000
+    sync.chart.view.setXRange(x0, x1, padding=0.0)
+    sync.chart.following = False
+    sync.add_bars([decision(i) for i in range(300, 400)])
+    assert sync.chart.candle_count() == 400
+    assert not sync.chart.following
+    assert sync.chart.view.viewRange()[0] == pytest.approx([x0, x1])
+
+
+def test_chart_sync_rebuilds_a_large_batch_still_following_the_newest_bar(sync):
+    sync.seed([decision(i) for i in range(300)])
+    before = sync.chart.view.viewRange()[0]
+    sync.add_bars([decision(i) for i in range(300, 400)])
+    after = sync.chart.view.viewRange()[0]
+    assert sync.chart.following
+    assert after[0] - before[0] == pytest.approx(100 * TF / 1000)
+    assert after[1] - after[0] == pytest.approx(before[1] - before[0])
+
+
 def test_chart_sync_shows_the_ladder_of_a_signal_bar(sync):
     from indicators.fibonacci import levels_between
 

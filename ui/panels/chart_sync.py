@@ -4,12 +4,17 @@ trade markers and the open position.
 What the ladder shows, in order of precedence: the trade the operator selected in the table;
 else the open trade; else the latest signal (cut off when that signal was skipped) or the
 last closed trade. Bars are deduplicated by time, so seeding from the engine's history and
-then receiving the same bars as events never draws a candle twice."""
+then receiving the same bars as events never draws a candle twice.
+
+Cost: the chart's append_bar scrolls and extends the EMA tails per call (~1 ms with a full
+scene), so a batch of more than BATCH_APPEND bars (a replay at --speed max delivers hundreds
+per frame) rebuilds the chart once from columns kept here instead, keeping the operator's
+zoom and whether the view follows the newest candle."""
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -22,10 +27,17 @@ from ui.panels.trades_table import exit_marker_kind
 
 log = logging.getLogger(__name__)
 
+BATCH_APPEND = 8          # larger batches rebuild the chart in one call
+MAX_CANDLES = 50_000      # as many as the engine keeps in its history
+
 
 class Chart(Protocol):
     """The part of ui.chart.ChartWidget this module drives."""
 
+    view: object            # the pyqtgraph ViewBox: its X range is kept across a rebuild
+    following: bool
+
+    def fit_y(self) -> None: ...
     def set_history(self, ts_ms, o, h, l, c, ema_fast, ema_slow) -> None: ...
     def append_bar(self, ts_ms, o, h, l, c, ema_fast, ema_slow) -> None: ...
     def update_live(self, ts_ms, o, h, l, c) -> None: ...
@@ -53,36 +65,40 @@ class ChartSync:
         self.ladder_source: str | None = None     # "selected" | "trade" | "signal" | None
         self._ladder_start: int | None = None
         self._live: tuple[int, float, float, float, float] | None = None  # ts, o, h, l, c
+        self._columns: list[list[float]] = [[] for _ in range(7)]  # ts o h l c ema_f ema_s
 
     # ----- candles ------------------------------------------------------------------------
     def seed(self, history: Sequence[Decision]) -> None:
         """Replace the chart's candles with the engine's recent history (oldest first)."""
         if not history:
             return
-        cols = np.array([(d.bar.ts, d.bar.open, d.bar.high, d.bar.low, d.bar.close,
-                          d.ema_fast, d.ema_slow) for d in history], dtype=np.float64)
-        self.chart.set_history(cols[:, 0].astype(np.int64), cols[:, 1], cols[:, 2], cols[:, 3],
-                               cols[:, 4], cols[:, 5], cols[:, 6])
+        self._columns = [[] for _ in range(7)]
+        self._keep(history[-MAX_CANDLES:])
+        self._rebuild(keep_view=False)
         self.last_bar_ts = history[-1].bar.ts
         self.last_close = history[-1].bar.close
         self._live = None
 
-    def add_bars(self, decisions: Iterable[Decision]) -> list[Decision]:
+    def add_bars(self, decisions: Sequence[Decision]) -> list[Decision]:
         """Append closed bars newer than the chart's newest; returns the ones appended."""
-        added = []
-        for d in decisions:
-            bar = d.bar
-            if self.last_bar_ts is not None and bar.ts <= self.last_bar_ts:
-                continue
-            self.chart.append_bar(bar.ts, bar.open, bar.high, bar.low, bar.close,
-                                  d.ema_fast, d.ema_slow)
-            self.last_bar_ts = bar.ts
-            self.last_close = bar.close
-            added.append(d)
-            if d.signal and self.open_trade is None and self.selected is None:
-                self._show_signal_ladder(d)
-        if self._live is not None and self.last_bar_ts is not None \
-                and self._live[0] <= self.last_bar_ts:
+        newest = self.last_bar_ts
+        added = [d for d in decisions if newest is None or d.bar.ts > newest]
+        if not added:
+            return added
+        self._keep(added)
+        if len(added) > BATCH_APPEND:
+            self._rebuild(keep_view=True)
+        else:
+            for d in added:
+                b = d.bar
+                self.chart.append_bar(b.ts, b.open, b.high, b.low, b.close, d.ema_fast, d.ema_slow)
+        self.last_bar_ts = added[-1].bar.ts
+        self.last_close = added[-1].bar.close
+        if self.open_trade is None and self.selected is None:
+            signals = [d for d in added if d.signal and d.fib is not None]
+            if signals:
+                self._show_signal_ladder(signals[-1])
+        if self._live is not None and self._live[0] <= self.last_bar_ts:
             self._live = None
         return added
 
@@ -152,6 +168,37 @@ class ChartSync:
         self.chart.focus_range(trade.signal_ts, end)
 
     # ----- internals ----------------------------------------------------------------------
+    def _keep(self, decisions: Sequence[Decision]) -> None:
+        cols = self._columns
+        for d in decisions:
+            b = d.bar
+            for col, value in zip(cols, (b.ts, b.open, b.high, b.low, b.close, d.ema_fast,
+                                         d.ema_slow)):
+                col.append(value)
+        excess = len(cols[0]) - MAX_CANDLES
+        if excess > 0:
+            for col in cols:
+                del col[:excess]
+
+    def _rebuild(self, keep_view: bool) -> None:
+        """One set_history call for everything kept; optionally restore zoom and following."""
+        chart = self.chart
+        following = chart.following
+        (x0, x1) = chart.view.viewRange()[0] if keep_view else (0.0, 0.0)
+        old_newest = self.last_bar_ts
+        ts = np.asarray(self._columns[0], dtype=np.int64)
+        o, h, l, c, ef, es = (np.asarray(col, dtype=np.float64) for col in self._columns[1:])
+        chart.set_history(ts, o, h, l, c, ef, es)
+        if not keep_view or old_newest is None or x1 <= x0:
+            return
+        if following:
+            shift = (int(ts[-1]) - old_newest) / 1000.0
+            chart.view.setXRange(x0 + shift, x1 + shift, padding=0.0)
+        else:
+            chart.view.setXRange(x0, x1, padding=0.0)
+            chart.following = False
+        chart.fit_y()
+
     def _add_markers(self, trade: TradeRecord) -> None:
         self.chart.add_entry_marker(trade.entry_ts, trade.entry_price)
         if trade.exit_ts is not None and trade.exit_price is not None:
