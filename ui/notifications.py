@@ -36,7 +36,7 @@ class Toast(QFrame):
         color = theme.DOWN if levelno >= logging.ERROR else WARNING
         self.setStyleSheet(
             f"QFrame#toast {{ background: {theme.SURFACE}; border: 2px solid {color};"
-            f" border-radius: 6px; }} QLabel {{ color: {theme.TEXT}; }}")
+            f" border-radius: 6px; }} QLabel {{ color: {theme.TEXT}; background: transparent; }}")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
         title = QLabel(logging.getLevelName(levelno))

@@ -97,7 +97,7 @@ class ControlBar(QFrame):
         layout.addWidget(_caption("Balance"))
         layout.addWidget(self.balance_label)
         layout.addSpacing(8)
-        layout.addWidget(_caption("Today"))
+        layout.addWidget(_caption("Today (equity)"))
         layout.addWidget(self.day_pnl_label)
         layout.addSpacing(16)
         for button in (self.start_button, self.pause_button, self.clear_halt_button,

@@ -21,10 +21,10 @@ class StatsPanel(ValuePanel):
         self.currency = ""
         self.add_section("Today")
         for key, caption in (("today_trades", "Trades"), ("today_wl", "Wins / losses"),
-                             ("today_win_rate", "Win rate"), ("today_pnl", "PnL")):
+                             ("today_win_rate", "Win rate"), ("today_pnl", "Realised PnL")):
             self.add_row(key, caption)
         self.add_section("All time")
-        for key, caption in (("total_pnl", "PnL"), ("total_trades", "Trades"),
+        for key, caption in (("total_pnl", "Realised PnL"), ("total_trades", "Trades"),
                              ("win_rate", "Win rate"), ("max_dd", "Max drawdown"),
                              ("sharpe", "Sharpe (per trade)"), ("avg_duration", "Avg duration")):
             self.add_row(key, caption)
