@@ -4,9 +4,10 @@ pandas `rolling(w).mean()` keeps a Kahan-compensated running sum that values ent
 leave; the backtest app's ATR is that mean, so the incremental form below performs the same
 floating-point operations in the same order (bit-identical when started on the same bar).
 To stop rounding residue from piling up over months of live bars, the sum is recomputed
-exactly (math.fsum over the window) every `resync_every` bars; that keeps agreement with
-pandas to ~1e-15 relative while bounding the error on arbitrarily long runs. (The Kahan
-compensation already absorbs a spike leaving the window: 1e15 among O(1) values stays exact.)
+exactly (math.fsum over the window) every `resync_every` bars, and at once when |sum| has
+fallen below RESYNC_DROP times its peak since the last recomputation (large values left: their
+rounding residue would now weigh ~1e3 times more). That keeps agreement with pandas to
+~1e-15 relative on ordinary data while bounding the error on any run.
 """
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ from indicators.errors import require_window
 
 FloatArray = npt.NDArray[np.float64]
 
+# A running sum (or sum of squared deviations) this far below its peak since the last exact
+# recomputation carries the peak's rounding residue ~3 digits closer to its value: recompute.
+RESYNC_DROP = 1e-3
+
 
 def default_resync(window: int) -> int:
     """How many updates a running sum may go between exact recomputations."""
@@ -34,7 +39,7 @@ class RollingMean:
     """
 
     __slots__ = (
-        "window", "_resync_every", "_buf", "_nobs", "_neg", "_sum", "_comp_add",
+        "window", "_resync_every", "_buf", "_nobs", "_neg", "_sum", "_peak", "_comp_add",
         "_comp_rem", "_same", "_prev", "_since_sync",
     )
 
@@ -47,6 +52,7 @@ class RollingMean:
         self._nobs = 0
         self._neg = 0
         self._sum = 0.0
+        self._peak = 0.0
         self._comp_add = 0.0
         self._comp_rem = 0.0
         self._same = 0
@@ -57,6 +63,7 @@ class RollingMean:
         """Slide the window by one value and return the mean (NaN while undefined)."""
         x = float(x)
         buf = self._buf
+        must_sync = False
         if len(buf) == self.window:
             old = buf[0]
             if old == old:
@@ -67,6 +74,7 @@ class RollingMean:
                 self._sum = t
                 if math.copysign(1.0, old) < 0:
                     self._neg -= 1
+                must_sync = abs(t) < self._peak * RESYNC_DROP
         elif not buf:
             self._prev = x
         buf.append(x)
@@ -76,13 +84,15 @@ class RollingMean:
             t = self._sum + y
             self._comp_add = t - self._sum - y
             self._sum = t
+            if abs(t) > self._peak:
+                self._peak = abs(t)
             if math.copysign(1.0, x) < 0:
                 self._neg += 1
             # pandas GH#42064: a window of one repeated value has exactly that mean.
             self._same = self._same + 1 if x == self._prev else 1
             self._prev = x
         self._since_sync += 1
-        if self._since_sync >= self._resync_every:
+        if must_sync or self._since_sync >= self._resync_every:
             self._resync()
         return self._mean()
 
@@ -101,6 +111,7 @@ class RollingMean:
 
     def _resync(self) -> None:
         self._sum = math.fsum(v for v in self._buf if v == v)
+        self._peak = abs(self._sum)
         self._comp_add = 0.0
         self._comp_rem = 0.0
         self._since_sync = 0

@@ -6,8 +6,8 @@ repeats those operations, so on ordinary data it equals pandas bit for bit until
 resync and to ~1e-13 after (golden cases: <= 4e-12 relative). A running sum of squared
 deviations keeps rounding residue after a large value leaves the window (prices ~1e5, volume
 spikes, or a volatile stretch followed by a calm one), so the state is recomputed exactly
-from the ring buffer every `resync_every` bars, and at once when the sum has fallen a
-thousandfold below its peak since the last recomputation; there we are closer to
+from the ring buffer every `resync_every` bars, and at once when the sum has fallen
+below RESYNC_DROP times its peak since the last recomputation; there we are closer to
 the true value than pandas (tests/test_indicators.py shows pandas off by ~1e-5 after a spike).
 A window of one repeated value has no z-score: std is exactly 0 (pandas GH#42064) and z is
 0/0 = NaN, never a tiny-noise std. pandas 3.1 can instead return 0/residue = 0 there; both
@@ -23,13 +23,10 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from indicators.errors import require_window
-from indicators.rolling import RollingMean, default_resync
+from indicators.rolling import RESYNC_DROP, RollingMean, default_resync
 
 FloatArray = npt.NDArray[np.float64]
 
-# When the sum of squared deviations falls this far below its peak since the last exact
-# recomputation, the peak's rounding residue is ~3 digits closer to the value: recompute.
-_CANCELLATION_FACTOR = 1e-3
 # Windows per slice in the vectorized form: bounds the temporary to ~ rows * window floats.
 _CHUNK_ROWS = 2048
 
@@ -107,7 +104,7 @@ class RollingVariance:
         self._comp_rem = t + mean - y
         self._mean = mean - t / self._nobs
         self._ssqdm = self._ssqdm - (x - prev_mean) * (x - self._mean)
-        return self._ssqdm < self._peak * _CANCELLATION_FACTOR
+        return self._ssqdm < self._peak * RESYNC_DROP
 
     def _variance(self) -> float:
         nobs = self._nobs
