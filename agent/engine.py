@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -507,7 +508,9 @@ class Engine:
             return "an entry is already pending"
         if self.params.use_fib_exits and d.fib is None:
             # PRD rule; the backtest enters anyway. A documented divergence.
-            return "no Fibonacci levels (PRD: skip; the backtest would enter)"
+            swing = ("no swing high" if math.isnan(d.swing_high)
+                     else f"swing high {d.swing_high:.8g} not above the low {d.bar.low:.8g}")
+            return f"no Fibonacci levels ({swing}; PRD: skip, the backtest would enter)"
         return None
 
     def _drop_pending(self, why: str) -> None:
