@@ -5,7 +5,8 @@ line and a visible crosshair, in a 1600x900 ChartWidget on synthetic random-walk
 Qt paints lazily, so every figure includes the paint it causes:
 - tick: update_live + the throttled Y fit + processEvents (Qt repaints only the changed region);
 - pan / zoom: move the X range by 5% / scale it by 0.9, fit Y, repaint the whole viewport;
-- candle close: append_bar + the follow scroll and Y fit + repaint of the whole viewport.
+- candle close: append_bar + processEvents until Qt has painted what it changed (the follow
+  scroll with its Y fit repaints the whole view).
 Each is measured with the default window (200 candles) and with every candle visible.
 The loop lag is the worst delay of a 5 ms timer while 100 bars/s (plus 4 ticks per bar) are
 replayed into the chart alone; the engine's share is measured by whoever wires the engine
@@ -159,9 +160,8 @@ def bench_size(app: QApplication, n: int) -> dict[str, tuple[float, float, float
         j = k + i
         w.append_bar(int(d.ts[j]), float(d.o[j]), float(d.h[j]), float(d.l[j]), float(d.c[j]),
                      float(d.ema_fast[j]), float(d.ema_slow[j]))
-        app.processEvents()  # the follow scroll (and its Y fit)
-        w.fit_y()
-        vp.repaint()
+        app.processEvents()  # the follow scroll and its Y fit, then the paint they cause
+        app.processEvents()
 
     w.view.setXRange(0.0, 1.0)  # narrower than 10 bars: following resumes at the default zoom
     w.follow_latest()
@@ -252,8 +252,7 @@ def main(argv: list[str]) -> None:
     print(header)
     print("-" * len(header))
     for name in results[sizes[0]]:
-        cells = "".join(f"{results[n][name][0]:>10.2f} /{results[n][name][1]:>6.2f} /{results[n][name][2]:>5.2f}"
-                        for n in sizes)
+        cells = "".join("{:>10.2f} /{:>6.2f} /{:>5.2f}".format(*results[n][name]) for n in sizes)
         print(f"{name:<28}{cells}{'< ' + format(TARGETS_MS[name], 'g'):>9}")
     cells = "".join(f"{lags[n]:>24.1f}" for n in sizes)
     print(f"{'loop lag max (wall)':<28}{cells}{'< ' + format(TARGETS_MS['loop lag max'], 'g'):>9}")

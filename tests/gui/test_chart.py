@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QWheelEvent
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from ui import theme
@@ -59,6 +59,10 @@ def pixel_at(chart: ChartWidget, x_s: float, price: float) -> QColor:
     view_pt = chart.plot_widget.mapFromScene(scene_pt)
     widget_pt = chart.plot_widget.viewport().mapTo(chart, view_pt)
     return chart.grab().toImage().pixelColor(widget_pt)
+
+
+def change_color(chart: ChartWidget) -> QColor:
+    return chart.change_label.palette().color(chart.change_label.foregroundRole())
 
 
 def view_point(chart: ChartWidget, x_s: float, price: float) -> QPoint:
@@ -144,9 +148,8 @@ def test_mouse_drag_into_history_stops_following(loaded: ChartWidget, qtbot) -> 
     assert not loaded.following
 
 
-def _mouse_move(pos: QPoint):
-    from PySide6.QtGui import QMouseEvent
-    from PySide6.QtCore import QEvent
+def _mouse_move(pos: QPoint) -> QMouseEvent:
+    """A move with the left button held (QTest cannot send one)."""
     return QMouseEvent(QEvent.Type.MouseMove, QPointF(pos), QPointF(pos), Qt.MouseButton.NoButton,
                        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
 
@@ -246,16 +249,17 @@ def test_merged_columns_span_each_pixel_columns_lowest_low_to_highest_high(rows)
 
 
 # ----- price label, crosshair, UTC axis ----------------------------------------------------
-def test_latest_price_shows_change_since_previous_close_in_colour(loaded: ChartWidget, qtbot) -> None:
+def test_latest_price_shows_change_since_previous_close_in_colour(loaded: ChartWidget,
+                                                                  qtbot) -> None:
     ts = int(loaded._series.ts[-1]) + BAR_MS
     prev = float(loaded._series.close[-1])
     loaded.update_live(ts, prev, prev + 200, prev - 10, prev + 120.5)
     qtbot.waitUntil(lambda: loaded.price_label.text() == format_price(prev + 120.5))
     assert loaded.change_label.text() == format_change(prev + 120.5, prev)
-    assert loaded.change_label.palette().color(loaded.change_label.foregroundRole()) == QColor(theme.UP)
+    assert change_color(loaded) == QColor(theme.UP)
     loaded.update_live(ts, prev, prev + 200, prev - 100, prev - 50.0)
     qtbot.waitUntil(lambda: loaded.change_label.text().startswith("-"))
-    assert loaded.change_label.palette().color(loaded.change_label.foregroundRole()) == QColor(theme.DOWN)
+    assert change_color(loaded) == QColor(theme.DOWN)
 
 
 def test_crosshair_readout_shows_the_candle_time_in_utc_and_the_price(loaded: ChartWidget) -> None:
@@ -372,10 +376,11 @@ def test_clear_markers_removes_every_marker(loaded: ChartWidget) -> None:
     assert loaded.markers.count() == 0
 
 
-def test_position_is_shaded_from_entry_to_the_newest_candle_with_a_stop_line(loaded: ChartWidget) -> None:
+def test_position_is_shaded_from_entry_to_the_newest_candle_with_a_stop_line(
+        loaded: ChartWidget) -> None:
     entry_ts = int(loaded._series.ts[-30])
     loaded.set_position(entry_ts, 50_000.0, 49_250.5)
-    assert loaded.position.band.getRegion() == (entry_ts / 1000, newest_x(loaded))
+    assert loaded.position.band.region() == (entry_ts / 1000, newest_x(loaded))
     assert loaded.position.stop_line.isVisible()
     assert loaded.position.stop_line.value() == 49_250.5
     assert loaded.position.stop_line.label.toPlainText() == "Stop 49,250.50"
@@ -418,7 +423,8 @@ def test_unknown_layer_is_rejected(loaded: ChartWidget) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(st.floats(1.5e9, 1.9e9), st.floats(600, 3e8), st.floats(200, 3000))
-def test_time_ticks_are_round_utc_times_inside_the_range(lo: float, span: float, size: float) -> None:
+def test_time_ticks_are_round_utc_times_inside_the_range(lo: float, span: float,
+                                                         size: float) -> None:
     from ui.chart.axes import DAY, UtcTimeAxis
 
     ((spacing, values),) = UtcTimeAxis().tickValues(lo, lo + span, size)
@@ -436,3 +442,9 @@ def datetime_utc(seconds: float):
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def test_leaving_the_chart_hides_the_crosshair_and_readout(loaded: ChartWidget) -> None:
+    loaded.crosshair.moved.emit(float(loaded._series.x[10]), 50_000.0)
+    QApplication.sendEvent(loaded, QEvent(QEvent.Type.Leave))
+    assert not loaded.crosshair.vline.isVisible() and loaded.readout.text() == ""

@@ -52,7 +52,8 @@ class _UtcTicks(pg.AxisItem):
     def __init__(self) -> None:
         super().__init__(orientation="bottom")
 
-    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802,N803,E501
+    def tickValues(self, minVal: float, maxVal: float,  # noqa: N802,N803
+                   size: float) -> list[tuple[float, list[float]]]:
         if not (size > 0 and maxVal > minVal and np.isfinite(minVal) and np.isfinite(maxVal)):
             return []
         needed = (maxVal - minVal) / size * LABEL_SPACING_PX
@@ -64,7 +65,8 @@ class _UtcTicks(pg.AxisItem):
         months = next((m for m in _MONTH_STEPS if m * _AVG_MONTH >= needed), _MONTH_STEPS[-1])
         return [(months * _AVG_MONTH, _month_ticks(minVal, maxVal, months))]
 
-    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+    def tickStrings(self, values: list[float], scale: float,  # noqa: N802
+                    spacing: float) -> list[str]:
         return [_label(v, spacing) for v in values]
 
 
@@ -96,7 +98,8 @@ class UtcTimeAxis(_TickMemo, _UtcTicks):
 class PriceAxis(_TickMemo, pg.AxisItem):
     """Price axis labelled like the rest of the chart: "117,400" with thousands separators."""
 
-    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+    def tickStrings(self, values: list[float], scale: float,  # noqa: N802
+                    spacing: float) -> list[str]:
         decimals = max(0, -math.floor(math.log10(spacing))) if spacing > 0 else 2
         return [f"{v * scale:,.{decimals}f}" for v in values]
 

@@ -17,7 +17,8 @@ from PySide6.QtGui import QBrush, QColor, QPainter, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from ui import theme
-from ui.chart.series import CandleSeries
+from ui.chart.bounds import grown
+from ui.chart.series import DEFAULT_BAR_SECONDS, CandleSeries
 
 MERGE_BELOW_PX = 3.0
 BODY_FRACTION = 0.7
@@ -143,9 +144,10 @@ class CandleHistoryItem(pg.GraphicsObject):
         i = len(s) - 1
         hw = s.bar_seconds / 2.0
         rect = QRectF(s.x[i] - hw, s.low[i], 2 * hw, s.high[i] - s.low[i])
-        if i == 0 or not self._bounds.contains(rect):
+        bounds = grown(QRectF() if i == 0 else self._bounds, rect, s.bar_seconds)
+        if bounds is not None:
             self.prepareGeometryChange()
-            self._bounds = rect if i == 0 else self._bounds.united(rect)
+            self._bounds = bounds
         self.update(_padded(self, rect))
 
     def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
@@ -169,7 +171,7 @@ class LiveCandleItem(pg.GraphicsObject):
         super().__init__()
         self._painter = painter
         self._ohlc = np.zeros(5, dtype=np.float64)  # x, open, high, low, close
-        self._bar_seconds = 900.0
+        self._bar_seconds = DEFAULT_BAR_SECONDS
         self._bounds = QRectF()
         self.setVisible(False)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QPointF, Qt, Signal
+from PySide6.QtCore import QObject, QPointF, Signal
+from PySide6.QtGui import QColor
 
 from ui import theme
+from ui.chart.spans import ViewLine, dashed_pen
 
 RATE_LIMIT_HZ = 60
 LINE_ALPHA = 150
@@ -22,21 +24,21 @@ class Crosshair(QObject):
     def __init__(self, plot: pg.PlotItem) -> None:
         super().__init__()
         self._plot = plot
-        color = pg.mkColor(theme.CROSSHAIR)
+        color = QColor(theme.CROSSHAIR)
         color.setAlpha(LINE_ALPHA)
-        pen = pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine)
-        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
-        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        view = plot.getViewBox()
+        self.vline = ViewLine(view, horizontal=False, pen=dashed_pen(color))
+        self.hline = ViewLine(view, horizontal=True, pen=dashed_pen(color))
         for line in (self.vline, self.hline):
+            view.addItem(line, ignoreBounds=True)
             line.setZValue(30)
-            plot.getViewBox().addItem(line, ignoreBounds=True)
         self.hide()
         self._proxy = pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=RATE_LIMIT_HZ,
                                      slot=self._on_mouse_moved)
 
     def set_position(self, x: float, y: float) -> None:
-        self.vline.setPos(x)
-        self.hline.setPos(y)
+        self.vline.setValue(x)
+        self.hline.setValue(y)
         self.vline.setVisible(True)
         self.hline.setVisible(True)
 

@@ -16,6 +16,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
+from ui.chart.bounds import grown
 from ui.chart.series import CandleSeries
 
 _PAD_PX = 2.0
@@ -60,9 +61,10 @@ class EmaLine(pg.GraphicsObject):
         segment = QRectF(s.x[-1], y[-1], 0.0, 0.0)
         if n > 1 and np.isfinite(y[-2]):
             segment = QRectF(s.x[-2], y[-2], s.x[-1] - s.x[-2], y[-1] - y[-2]).normalized()
-        if self._bounds.isNull() or not self._bounds.contains(segment):
+        bounds = grown(self._bounds, segment, s.bar_seconds)
+        if bounds is not None:
             self.prepareGeometryChange()
-            self._bounds = segment if self._bounds.isNull() else self._bounds.united(segment)
+            self._bounds = bounds
         pw, ph = (self.pixelWidth() or 0.0) * _PAD_PX, (self.pixelHeight() or 0.0) * _PAD_PX
         self.update(segment.adjusted(-pw, -ph, pw, ph))
 

@@ -5,13 +5,14 @@ even when the entry has scrolled out of view)."""
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, Qt
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtCore import QLineF
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsLineItem
 
 from ui import theme
 from ui.chart.fib import label_fill
-from ui.chart.format import price_decimals
+from ui.chart.format import format_price
+from ui.chart.spans import ViewBand, ViewLine, dashed_pen
 
 SHADE_ALPHA = 34
 
@@ -33,19 +34,12 @@ class PositionOverlay:
 
     def __init__(self, view: pg.ViewBox) -> None:
         shade = _blend(theme.BACKGROUND, theme.POSITION_SHADE, SHADE_ALPHA / 255.0)
-        self.band = pg.LinearRegionItem(values=(0.0, 0.0), movable=False, brush=shade,
-                                        pen=pg.mkPen(None))
-        entry_pen = QPen(QColor(theme.ENTRY_LINE), 1, Qt.PenStyle.DashLine)
-        entry_pen.setCosmetic(True)
+        self.band = ViewBand(view, shade)
         self.entry_line = QGraphicsLineItem()
-        self.entry_line.setPen(entry_pen)
-        self.stop_line = pg.InfiniteLine(angle=0, movable=False,
-                                         pen=pg.mkPen(theme.STOP_LINE, width=1.5,
-                                                      style=Qt.PenStyle.DashLine),
-                                         label="Stop {value:,.2f}",
-                                         labelOpts={"position": 0.03, "color": theme.STOP_LINE,
-                                                    "anchors": [(0, 1), (0, 1)],
-                                                    "fill": label_fill()})
+        self.entry_line.setPen(dashed_pen(theme.ENTRY_LINE))
+        label = pg.TextItem("", color=theme.STOP_LINE, anchor=(0.0, 1.0), fill=label_fill())
+        self.stop_line = ViewLine(view, horizontal=True, pen=dashed_pen(theme.STOP_LINE),
+                                  label=label)
         for z, item in ((0.5, self.band), (3, self.entry_line), (3, self.stop_line)):
             view.addItem(item, ignoreBounds=True)
             item.setZValue(z)
@@ -66,10 +60,9 @@ class PositionOverlay:
         if stop_price is None:
             self.stop_line.setVisible(False)
         else:
-            # The label only re-renders while visible, so show the line before setting it.
-            self.stop_line.setVisible(True)
+            self.stop_line.label.setText(f"Stop {format_price(stop_price)}")
             self.stop_line.setValue(stop_price)
-            self.stop_line.label.setFormat(f"Stop {{value:,.{price_decimals(stop_price)}f}}")
+            self.stop_line.setVisible(True)
         self.extend_to(newest_x)
 
     def extend_to(self, newest_x: float) -> None:
@@ -77,7 +70,7 @@ class PositionOverlay:
         if self.entry_x is None:
             return
         end = max(newest_x, self.entry_x)
-        self.band.setRegion((self.entry_x, end))
+        self.band.set_region(self.entry_x, end)
         self.entry_line.setLine(QLineF(self.entry_x, self.entry_price, end, self.entry_price))
 
     def clear(self) -> None:

@@ -79,7 +79,8 @@ class CandleSeries:
         if n > 1 and not bool(np.all(np.diff(ts) > 0)):
             bad = int(np.flatnonzero(np.diff(ts) <= 0)[0])
             raise ChartDataError(
-                f"ts_ms must be strictly increasing: ts[{bad}]={ts[bad]} >= ts[{bad + 1}]={ts[bad + 1]}")
+                f"ts_ms must be strictly increasing: ts[{bad}]={ts[bad]} >= "
+                f"ts[{bad + 1}]={ts[bad + 1]}")
         capacity = max(_MIN_CAPACITY, 1 << max(n - 1, 0).bit_length())
         self._ts = np.empty(capacity, dtype=np.int64)
         self._ts[:n] = ts
@@ -95,7 +96,8 @@ class CandleSeries:
         """Append one closed candle after the newest one (amortised O(1))."""
         if self._n and ts_ms <= self._ts[self._n - 1]:
             raise ChartDataError(
-                f"append_bar ts {ts_ms} is not after the newest candle {int(self._ts[self._n - 1])}")
+                f"append_bar ts {ts_ms} is not after the newest candle "
+                f"{int(self._ts[self._n - 1])}")
         if self._n == self.capacity:
             self._grow()
         i = self._n

@@ -1,0 +1,125 @@
+"""Items that span the whole view: a horizontal or vertical line, and a vertical band.
+
+Why not pyqtgraph's InfiniteLine / LinearRegionItem: they recompute their view-sized bounding
+rect lazily inside paint(), and the geometry change this causes makes Qt repaint the whole
+chart a second time after every pan, zoom or follow scroll (measured: two full paints per
+candle close). These items update their bounds when the view range changes, before the paint.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import QLineF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
+
+_PAD_PX = 2.0
+LABEL_AT = 0.02  # a line's label sits this fraction of the view width from the left edge
+
+
+class _ViewSpan(pg.GraphicsObject):
+    """Base: bounds derived from the view range, refreshed when it changes."""
+
+    def __init__(self, view: pg.ViewBox) -> None:
+        super().__init__()
+        self._view = view
+        self._rect = QRectF()
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def viewRangeChanged(self) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Subclasses compute their rect from the view range and hand it to _set_rect."""
+
+    def _set_rect(self, rect: QRectF) -> None:
+        pw, ph = (self.pixelWidth() or 0.0) * _PAD_PX, (self.pixelHeight() or 0.0) * _PAD_PX
+        self.prepareGeometryChange()
+        self._rect = rect.normalized().adjusted(-pw, -ph, pw, ph)
+        self.update()
+
+
+class ViewLine(_ViewSpan):
+    """A line across the view at `value` (a price when horizontal, a time when vertical)."""
+
+    def __init__(self, view: pg.ViewBox, horizontal: bool, pen: QPen,
+                 label: pg.TextItem | None = None) -> None:
+        super().__init__(view)
+        self._horizontal = horizontal
+        self._pen = QPen(pen)
+        self._pen.setCosmetic(True)
+        self._value = 0.0
+        self.label = label
+        if label is not None:
+            label.setParentItem(self)
+
+    def value(self) -> float:
+        return self._value
+
+    def pen(self) -> QPen:
+        return QPen(self._pen)
+
+    def setValue(self, value: float) -> None:  # noqa: N802 (Qt naming, like InfiniteLine)
+        self._value = float(value)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        (x0, x1), (y0, y1) = self._view.viewRange()
+        v = self._value
+        if self.label is not None:
+            self.label.setPos(x0 + LABEL_AT * (x1 - x0), v)
+        self._set_rect(QRectF(x0, v, x1 - x0, 0.0) if self._horizontal
+                       else QRectF(v, y0, 0.0, y1 - y0))
+
+    def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        (x0, x1), (y0, y1) = self._view.viewRange()
+        if self._horizontal:
+            line = QLineF(x0, self._value, x1, self._value)
+        else:
+            line = QLineF(self._value, y0, self._value, y1)
+        device = p.transform().map(line)
+        p.save()
+        p.resetTransform()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        p.setPen(self._pen)
+        p.drawLine(device)
+        p.restore()
+
+
+class ViewBand(_ViewSpan):
+    """A vertical band between two times, the view's full height, in one opaque colour."""
+
+    def __init__(self, view: pg.ViewBox, color: QColor) -> None:
+        super().__init__(view)
+        self.brush = QBrush(color)
+        self._x0 = 0.0
+        self._x1 = 0.0
+
+    def region(self) -> tuple[float, float]:
+        return self._x0, self._x1
+
+    def set_region(self, x0: float, x1: float) -> None:
+        self._x0, self._x1 = float(x0), float(x1)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        (_, _), (y0, y1) = self._view.viewRange()
+        self._set_rect(QRectF(self._x0, y0, self._x1 - self._x0, y1 - y0))
+
+    def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        (_, _), (y0, y1) = self._view.viewRange()
+        rect = p.transform().mapRect(QRectF(self._x0, y0, self._x1 - self._x0, y1 - y0))
+        p.save()
+        p.resetTransform()
+        p.fillRect(rect.toAlignedRect(), self.brush)
+        p.restore()
+
+
+def dashed_pen(color: QColor | str, width: float = 1.0) -> QPen:
+    pen = QPen(QColor(color), width, Qt.PenStyle.DashLine)
+    pen.setCosmetic(True)
+    return pen
