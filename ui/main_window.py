@@ -388,7 +388,7 @@ class MainWindow(QMainWindow):
         self._day_pnl = status.day_pnl
         self.position_panel.show_position(
             status.open_trade, status.last_price, status.unrealized_pnl, now,
-            can_close=status.run_state in ("RUNNING", "PAUSED"))
+            can_close=status.run_state in ("RUNNING", "PAUSED", "HALTED"))
         self.stats_panel.show_health(status.feed_state, status.exchange_state, status.latency_ms,
                                      status.last_update_ts, now)
         if self.bridge.pending == 0:
