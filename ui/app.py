@@ -35,7 +35,12 @@ def run_gui(engine_factory: Callable[[], Engine], *, autostart: bool) -> int:
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Trading Agent")
     app.setQuitOnLastWindowClosed(False)   # the loop, not Qt, decides when we are done
-    return asyncio.run(_main(engine_factory, autostart), loop_factory=lambda: qasync.QEventLoop(app))
+    if sys.version_info >= (3, 12):
+        return asyncio.run(_main(engine_factory, autostart), loop_factory=lambda: qasync.QEventLoop(app))
+    loop = qasync.QEventLoop(app)          # Python 3.11: asyncio.run takes no loop_factory
+    asyncio.set_event_loop(loop)
+    with loop:
+        return loop.run_until_complete(_main(engine_factory, autostart))
 
 
 async def _main(engine_factory: Callable[[], Engine], autostart: bool) -> int:
