@@ -295,6 +295,7 @@ def test_prices_are_formatted_with_thousands_separators_and_enough_decimals() ->
     assert format_price(117_411.27) == "117,411.27"
     assert format_price(0.00012345) == "0.0001234"  # four significant digits (round-half-even)
     assert format_change(101.0, 100.0) == "+1.00 (+1.00%)"
+    assert format_change(88_894.30, 88_896.20) == "-1.90 (-0.002%)"
 
 
 # ----- Fibonacci ladder, markers, position, layers -----------------------------------------
@@ -448,3 +449,13 @@ def test_leaving_the_chart_hides_the_crosshair_and_readout(loaded: ChartWidget) 
     loaded.crosshair.moved.emit(float(loaded._series.x[10]), 50_000.0)
     QApplication.sendEvent(loaded, QEvent(QEvent.Type.Leave))
     assert not loaded.crosshair.vline.isVisible() and loaded.readout.text() == ""
+
+
+def test_crowded_fib_labels_keep_only_the_target_visible(loaded: ChartWidget) -> None:
+    close_levels = [(0.382, 50_004.0), (0.5, 50_003.0), (0.618, 50_002.0), (0.786, 50_001.0)]
+    loaded.set_fib_ladder(close_levels, 0.5, T0_MS, None)
+    loaded.view.setYRange(45_000.0, 55_000.0, padding=0.0)  # 1 price unit << 1 px
+    shown = [level.ratio for level in loaded.fib.levels if level.label.isVisible()]
+    assert shown == [0.5]
+    loaded.view.setYRange(49_995.0, 50_010.0, padding=0.0)  # 1 price unit ~ 40 px
+    assert all(level.label.isVisible() for level in loaded.fib.levels)

@@ -23,6 +23,7 @@ TARGET_EXTRA_WIDTH = 1.0
 GOLDEN_RATIO = 0.618
 _RATIO_TOLERANCE = 1e-9
 LABEL_FILL_ALPHA = 210
+LABEL_GAP_PX = 16.0
 
 
 def level_color(ratio: float) -> str:
@@ -31,6 +32,11 @@ def level_color(ratio: float) -> str:
         if abs(known - ratio) < _RATIO_TOLERANCE:
             return color
     return theme.FIB_DEFAULT_COLOR
+
+
+def _label_priority(level: FibLevel) -> tuple[int, float]:
+    return (0 if level.is_target else 1 if abs(level.ratio - GOLDEN_RATIO) < _RATIO_TOLERANCE
+            else 2, level.ratio)
 
 
 def level_label(ratio: float, price: float) -> str:
@@ -65,6 +71,7 @@ class FibLadder:
         self._start_x = 0.0
         self._end_x: float | None = None
         self._visible = True
+        view.sigYRangeChanged.connect(self._declutter)
 
     @property
     def open_ended(self) -> bool:
@@ -96,7 +103,20 @@ class FibLadder:
         self._visible = visible
         for level in self.levels:
             level.line.setVisible(visible)
-            level.label.setVisible(visible)
+        self._declutter()
+
+    def _declutter(self) -> None:
+        """Show only labels at least LABEL_GAP_PX apart, the target's and 61.8%'s first, so a
+        zoomed-out ladder does not print prices on top of each other."""
+        if not self.levels:
+            return
+        price_per_px = abs(self._view.viewPixelSize()[1]) or 1.0
+        shown: list[float] = []
+        for level in sorted(self.levels, key=_label_priority):
+            keep = all(abs(level.price - p) / price_per_px >= LABEL_GAP_PX for p in shown)
+            level.label.setVisible(self._visible and keep)
+            if keep:
+                shown.append(level.price)
 
     def prices(self) -> list[float]:
         return [level.price for level in self.levels]
@@ -131,6 +151,7 @@ class FibLadder:
         return FibLevel(ratio, price, is_target, line, label)
 
     def _place(self, newest_x: float) -> None:
+        self._declutter()
         end_x = self._end_x if self._end_x is not None else newest_x
         for level in self.levels:
             level.line.setLine(QLineF(self._start_x, level.price, end_x, level.price))

@@ -20,10 +20,12 @@ def format_price(price: float) -> str:
 
 
 def format_change(last: float, previous: float) -> str:
-    """Absolute and relative change, signed: "+491.20 (+0.42%)"."""
+    """Absolute and relative change, signed: "+491.20 (+0.42%)"; "-1.90 (-0.002%)" for moves
+    under 1%, which a 15-minute bar mostly makes (two decimals would read "-0.00%")."""
     delta = last - previous
     pct = 100.0 * delta / previous if previous else 0.0
-    return f"{delta:+,.{price_decimals(last)}f} ({pct:+.2f}%)"
+    pct_decimals = 2 if abs(pct) >= 1.0 else 3
+    return f"{delta:+,.{price_decimals(last)}f} ({pct:+.{pct_decimals}f}%)"
 
 
 def format_utc(seconds: float) -> str:
