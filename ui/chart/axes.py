@@ -109,6 +109,8 @@ def make_axes() -> dict[str, pg.AxisItem]:
     axes: dict[str, pg.AxisItem] = {"bottom": UtcTimeAxis(), "right": PriceAxis("right"),
                                     "left": pg.AxisItem("left")}
     for axis in axes.values():
+        # No SI prefix: prices stay "117,400", and the label is not re-rendered per range change.
+        axis.enableAutoSIPrefix(False)
         axis.setPen(pg.mkPen(theme.BORDER))
         axis.setTextPen(pg.mkPen(theme.TEXT_SECONDARY))
     return axes
