@@ -30,7 +30,9 @@ test: $(VENV)/.stamp
 
 bench: $(VENV)/.stamp
 	$(PY) bench/replay.py
+	$(PY) bench/strategy.py
 	QT_QPA_PLATFORM=offscreen $(PY) bench/chart.py
+	QT_QPA_PLATFORM=offscreen $(PY) bench/window.py
 
 screenshot: $(VENV)/.stamp
 	bash tools/screenshot.sh
