@@ -37,6 +37,7 @@ from agent.state_machine import (POSITION_TABLE, RUN_TABLE, IllegalTransition, P
                                  RunState, StateMachine)
 from agent.strategy import RATIOS, Decision, SellerExhaustionStrategy, StrategyParams
 from data.bar import Bar, iso_utc
+from data.replay_feed import ReplayFeed
 from persistence.paths import DataDir, DataDirLock
 from persistence.records import OrderRecord, SignalRecord, SnapshotRecord, TradeRecord
 from persistence.state_file import StateFileCorrupt, StateFileError, read_state, write_state
@@ -153,7 +154,7 @@ class Engine:
     def for_replay(cls, config: AgentConfig, data_dir: Path, csv_path: Path,
                    speed: float | None) -> "Engine":
         """Paper broker, simulated clock, bars from a CSV: the headless replay and the demo."""
-        from data.replay_feed import ReplayFeed, load_replay
+        from data.replay_feed import load_replay
 
         def make_feed(cfg: AgentConfig) -> ReplayFeed:
             return ReplayFeed(load_replay(Path(csv_path), cfg.timeframe_minutes).bars, speed,
@@ -181,6 +182,25 @@ class Engine:
 
     def history(self) -> list[Decision]:
         return list(self._history)
+
+    @property
+    def replay_speed(self) -> float | None:
+        """Bars per second of a replay feed (None: as fast as possible)."""
+        return self._replay_feed().speed
+
+    @property
+    def is_replay(self) -> bool:
+        return isinstance(self.feed, ReplayFeed)
+
+    def set_replay_speed(self, speed: float | None) -> None:
+        """Change a running replay's pace; the simulated clock makes the outcome identical."""
+        self._replay_feed().speed = speed
+        log.info("replay speed: %s", "max" if speed is None else f"{speed:g} bars/s")
+
+    def _replay_feed(self) -> ReplayFeed:
+        if not isinstance(self.feed, ReplayFeed):
+            raise EngineBusy("the market data is live: only a replay has a speed")
+        return self.feed
 
     def status(self) -> EngineStatus:
         unrealized = self._unrealized()

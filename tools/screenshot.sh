@@ -51,7 +51,8 @@ async def main() -> int:
         if isinstance(event, PositionClosed):
             closed += 1
         elif isinstance(event, PositionOpened) and closed >= CLOSED_BEFORE_SHOT:
-            engine.feed.speed = 2.0            # let the open trade run on slowly for the picture
+            engine.set_replay_speed(2.0)       # let the open trade run on slowly for the picture
+            window.control_bar.show_replay_speed(2.0)
             ready.set()
 
     engine.bus.subscribe(on_event)

@@ -167,6 +167,9 @@ class MainWindow(QMainWindow):
         bar.resume_requested.connect(lambda: self._spawn("Resume", self.engine.resume))
         bar.emergency_requested.connect(self.emergency_stop)
         bar.clear_halt_requested.connect(self.clear_halt)
+        bar.speed_requested.connect(self.engine.set_replay_speed)
+        if self.engine.is_replay:
+            bar.show_replay_speed(self.engine.replay_speed)
         self.position_panel.manual_close_requested.connect(self.manual_close)
         self.trades_table.trade_selected.connect(self.chart_sync.select_trade)
         b = self.bridge

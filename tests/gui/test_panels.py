@@ -546,3 +546,14 @@ async def test_confirm_defaults_to_cancel(qtbot):
     assert box.defaultButton().objectName() == "cancelButton"
     box.reject()
     assert await asked is False
+
+
+def test_control_bar_offers_replay_speeds_and_asks_for_the_chosen_one(qtbot):
+    bar = ControlBar()
+    qtbot.addWidget(bar)
+    assert not bar.speed_combo.isVisibleTo(bar)
+    bar.show_replay_speed(37.0)
+    assert bar.speed_combo.isVisibleTo(bar) and bar.speed_combo.currentText() == "40 bars/s"
+    with qtbot.waitSignal(bar.speed_requested) as blocker:
+        bar.speed_combo.activated.emit(bar.speed_combo.findText("max"))
+    assert blocker.args == [None]

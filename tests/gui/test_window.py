@@ -288,3 +288,12 @@ async def test_window_remembers_its_splitter_sizes(tmp_path, sample_csv):
     finally:
         second.close()
         await second.wait_closed()
+
+
+async def test_the_replay_speed_choice_changes_the_engines_pace(window):
+    bar = window.control_bar
+    assert bar.speed_combo.isVisibleTo(window)
+    bar.speed_combo.activated.emit(bar.speed_combo.findText("max"))
+    assert window.engine.replay_speed is None
+    bar.speed_combo.activated.emit(bar.speed_combo.findText("10 bars/s"))
+    assert window.engine.replay_speed == 10.0

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from ui import theme
 from ui.panels.style import (FLASHING_STATES, MODE_BADGES, RUN_STATE_COLORS, format_money,
                              pnl_color)
 
 FLASH_MS = 500
+REPLAY_SPEEDS: tuple[float | None, ...] = (2.0, 10.0, 40.0, 100.0, 400.0, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class ControlBar(QFrame):
     resume_requested = Signal()
     emergency_requested = Signal()
     clear_halt_requested = Signal()
+    speed_requested = Signal(object)          # bars per second, or None for "max"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,6 +82,14 @@ class ControlBar(QFrame):
         self.clear_halt_button = QPushButton("Clear Halt")
         self.clear_halt_button.setObjectName("clearHaltButton")
 
+        self.speed_combo = QComboBox()
+        self.speed_combo.setToolTip("Replay speed (bars per second)")
+        for speed in REPLAY_SPEEDS:
+            self.speed_combo.addItem("max" if speed is None else f"{speed:g} bars/s", speed)
+        self.speed_combo.activated.connect(
+            lambda index: self.speed_requested.emit(self.speed_combo.itemData(index)))
+        self.speed_combo.hide()                # only a replay has a speed
+
         self.start_button.clicked.connect(self.start_requested)
         self.pause_button.clicked.connect(self._pause_or_resume)
         self.emergency_button.clicked.connect(self.emergency_requested)
@@ -100,6 +110,7 @@ class ControlBar(QFrame):
         layout.addWidget(_caption("Today (equity)"))
         layout.addWidget(self.day_pnl_label)
         layout.addSpacing(16)
+        layout.addWidget(self.speed_combo)
         for button in (self.start_button, self.pause_button, self.clear_halt_button,
                        self.emergency_button):
             layout.addWidget(button)
@@ -120,6 +131,13 @@ class ControlBar(QFrame):
         else:
             self._flash.stop()
         self._apply_buttons()
+
+    def show_replay_speed(self, speed: float | None) -> None:
+        """Show the speed choice, selecting the nearest offered speed."""
+        speeds = [x for x in REPLAY_SPEEDS if x is not None]
+        choice = None if speed is None else min(speeds, key=lambda x: abs(x - speed))
+        self.speed_combo.setCurrentIndex(REPLAY_SPEEDS.index(choice))
+        self.speed_combo.show()
 
     def set_busy(self, busy: bool) -> None:
         """While a command is in flight only Emergency Stop stays usable."""
