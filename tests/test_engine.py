@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+from dataclasses import replace
 
 import pytest
 
@@ -300,3 +301,50 @@ async def test_a_second_engine_on_the_same_data_folder_is_refused(tmp_path, samp
     await first.stop()
     second = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)   # free again
     await second.stop()
+
+
+def _unresolved_entry(tmp_path) -> OrderRecord:
+    store = Store(tmp_path / "trades.db")
+    order = OrderRecord(client_order_id="ta-E1704800000000-1", trade_id=None, side="buy", type="market",
+                        amount=0.01, created_ts=1_704_800_000_000, purpose="entry", expected_price=27_000.0)
+    store.insert_order(order)
+    store.commit(durable=True)
+    store.close()
+    return order
+
+
+async def test_an_entry_the_venue_filled_before_a_crash_becomes_the_open_position(tmp_path, sample_csv):
+    order = _unresolved_entry(tmp_path)
+    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    filled = replace(order, status="filled", fill_price=27_013.5, filled_amount=0.01, fee=0.135)
+    sent: list[str] = []
+
+    async def lookup(client_order_id):
+        return filled if client_order_id == order.client_order_id else None
+
+    async def place(o, now_ms):
+        sent.append(o.client_order_id)
+        raise AssertionError("nothing may be sent during recovery")
+
+    engine.broker.lookup, engine.broker.place = lookup, place
+    await engine.start()
+    trade = engine.store.open_trade()
+    assert trade is not None and trade.entry_price == 27_013.5 and trade.amount == 0.01
+    assert engine.position_state == "IN_POSITION"
+    assert engine.status().balance == pytest.approx(10_000 - 0.01 * 27_013.5 - 0.135)
+    assert sent == []
+    await engine.stop()
+
+
+async def test_an_order_still_open_at_the_venue_after_a_crash_halts_trading(tmp_path, sample_csv):
+    order = _unresolved_entry(tmp_path)
+    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    still_open = replace(order, status="open")
+
+    async def lookup(client_order_id):
+        return still_open
+
+    engine.broker.lookup = lookup
+    await engine.start()
+    assert engine.run_state == "HALTED" and order.client_order_id in engine.halt_reason
+    await engine.stop()
