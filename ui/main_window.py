@@ -358,12 +358,12 @@ class MainWindow(QMainWindow):
 
     def _on_position_opened(self, event: PositionOpened) -> None:
         self.chart_sync.position_opened(event.trade)
-        self.refresh()
+        QTimer.singleShot(0, self.refresh)     # its own loop turn: no single long stall
 
     def _on_position_closed(self, event: PositionClosed) -> None:
         self.chart_sync.position_closed(event.trade)
         self.trades_table.add_trade(event.trade)
-        self.refresh()
+        QTimer.singleShot(0, self.refresh)
 
     def _on_balance(self, event: BalanceChanged) -> None:
         self._day_pnl = event.day_pnl
