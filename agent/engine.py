@@ -21,7 +21,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -82,20 +82,34 @@ class EngineStatus:
 
 @dataclass(slots=True)
 class PendingEntry:
-    """A signal that passed the bar-close checks and waits for the next price to enter at."""
+    """A signal that passed the bar-close checks and waits for the next price to enter at.
+    `signal` becomes its row in the signals table once the outcome is known."""
 
-    bar_ts: int
-    close: float
-    ema_fast: float
-    ema_slow: float
-    vol_z: float
-    tr_z: float
-    cloc: float
+    signal: SignalRecord
     risk_stop: float | None
-    target_price: float | None
-    swing_high: float | None
     swing_low: float | None
-    fib_prices: list[float] | None
+
+    @property
+    def bar_ts(self) -> int:
+        return self.signal.bar_ts
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "PendingEntry":
+        raw = json.loads(text)
+        return cls(SignalRecord(**raw.pop("signal")), **raw)
+
+
+def _signal_record(d: Decision) -> SignalRecord:
+    """The signals-table row of a signal bar; action and reason are filled in once decided."""
+    fib = d.fib
+    return SignalRecord(
+        bar_ts=d.bar.ts, close=d.bar.close, ema_fast=d.ema_fast, ema_slow=d.ema_slow, vol_z=d.vol_z,
+        tr_z=d.tr_z, cloc=d.cloc, fib_swing_high=fib.swing_high if fib else None,
+        fib_levels={f"{r}": p for r, p in zip(RATIOS, fib.prices)} if fib else None,
+        target_price=d.target_price, action="PENDING", reason="")
 
 
 def exit_reason_fib(level: float) -> str:
@@ -356,7 +370,7 @@ class Engine:
         if meta("day"):
             self._day = DayState(**json.loads(meta("day")))
         if meta("pending_entry"):
-            self._pending = PendingEntry(**json.loads(meta("pending_entry")))
+            self._pending = PendingEntry.from_json(meta("pending_entry"))
         last_snapshot = self.store.last_snapshot()
         if last_snapshot is not None:
             self._last_snapshot_ts = last_snapshot.ts
@@ -390,9 +404,10 @@ class Engine:
     def _pending_or_placeholder(self, order: OrderRecord) -> PendingEntry:
         if self._pending is not None:
             return self._pending
-        ref = order.expected_price or order.fill_price or 0.0
-        return PendingEntry(order.created_ts, ref, float("nan"), float("nan"), float("nan"),
-                            float("nan"), float("nan"), None, None, None, None, None)
+        nan = float("nan")
+        ref = order.expected_price or order.fill_price or nan
+        return PendingEntry(SignalRecord(order.created_ts, ref, nan, nan, nan, nan, nan, None, None,
+                                         None, "ENTERED", "recovered after restart"), None, None)
 
     # ----- the feed loop ------------------------------------------------------------------------
     def _start_feed(self) -> None:
@@ -507,15 +522,13 @@ class Engine:
     # ----- signals and entries ------------------------------------------------------------------
     def _on_signal(self, d: Decision) -> None:
         skip = self._entry_blocker(d)
+        signal = _signal_record(d)
         if skip is not None:
-            self._record_signal(d, "SKIPPED", skip)
+            self._record_signal(signal, "SKIPPED", skip)
             return
         self._pos.transition("signal")
-        self._pending = PendingEntry(
-            d.bar.ts, d.bar.close, d.ema_fast, d.ema_slow, d.vol_z, d.tr_z, d.cloc, d.risk_stop,
-            d.target_price, d.fib.swing_high if d.fib else None, d.fib.swing_low if d.fib else None,
-            list(d.fib.prices) if d.fib else None)
-        self.store.set_meta("pending_entry", json.dumps(asdict(self._pending)))
+        self._pending = PendingEntry(signal, d.risk_stop, d.fib.swing_low if d.fib else None)
+        self.store.set_meta("pending_entry", self._pending.to_json())
         log.info("signal at %s close %.8g: entering at the next price", d.bar.iso, d.bar.close)
         self._publish_state()
 
@@ -536,7 +549,7 @@ class Engine:
     def _drop_pending(self, why: str) -> None:
         if self._pending is None:
             return
-        self._record_signal_pending(self._pending, "SKIPPED", why)
+        self._record_signal(self._pending.signal, "SKIPPED", why)
         self._pending = None
         self.store.set_meta("pending_entry", "")
         if self._pos.state is PositionState.SIGNAL:
@@ -549,16 +562,16 @@ class Engine:
         self.store.set_meta("pending_entry", "")
         reference = bar.open
         if self._run.state is not RunState.RUNNING:
-            self._record_signal_pending(p, "SKIPPED", f"engine {self.run_state.lower()} before the entry")
+            self._record_signal(p.signal, "SKIPPED", f"engine {self.run_state.lower()} before the entry")
             self._pos.transition("skip")
             return
         self._pos.transition("check_risk")
         verdict = self.risk.check(balance=self._balance, equity=self._equity(), entry=reference,
-                                  risk_stop=p.risk_stop, signal_close=p.close, open_positions=0,
+                                  risk_stop=p.risk_stop, signal_close=p.signal.close, open_positions=0,
                                   day=self._day)
         if not verdict.approved:
             self._pos.transition("rejected")
-            self._record_signal_pending(p, "SKIPPED", f"risk check: {verdict.reason}")
+            self._record_signal(p.signal, "SKIPPED", f"risk check: {verdict.reason}")
             log.warning("signal at %s not traded: %s", iso_utc(p.bar_ts), verdict.reason)
             self._publish_state()
             return
@@ -567,20 +580,20 @@ class Engine:
             client_order_id=self.orders.new_client_order_id(f"E{p.bar_ts}"), trade_id=None,
             side="buy", type="market", amount=verdict.amount, created_ts=self.clock.now_ms(),
             purpose="entry", expected_price=reference)
-        self.store.set_meta("pending_entry", json.dumps(asdict(p)))   # for recovery until filled
+        self.store.set_meta("pending_entry", p.to_json())   # for recovery until filled
         self._publish_state()
         order = await self.orders.execute(order)
         self.store.set_meta("pending_entry", "")
         if order.status != "filled":
             self._pos.transition("failed")
-            self._record_signal_pending(p, "SKIPPED", f"entry order {order.status}: {order.reason}")
+            self._record_signal(p.signal, "SKIPPED", f"entry order {order.status}: {order.reason}")
             self._commit(durable=True)
             log.error("entry order %s %s: %s", order.client_order_id, order.status, order.reason)
             self.bus.publish(OrderChanged(order))
             self._publish_state()
             return
         trade = self._open_trade_from_fill(order, p)
-        self._record_signal_pending(p, "ENTERED", f"trade {trade.id}")   # same commit as the trade
+        self._record_signal(p.signal, "ENTERED", f"trade {trade.id}")   # same commit as the trade
         self._commit(durable=True)
         self._pos.transition("filled")
         self._write_state()
@@ -601,9 +614,10 @@ class Engine:
             entry_price=order.fill_price, entry_reference=reference, amount=order.filled_amount,
             entry_fee=order.fee, mode=self.broker.mode,
             fib_target_level=bp.fib_target_level if bp.use_fib_exits else None,
-            target_price=p.target_price if bp.use_fib_exits else None,
+            target_price=p.signal.target_price if bp.use_fib_exits else None,
             tp_price=reference + bp.reward_r * risk if bp.use_traditional_tp else None,
-            stop_price=stop, risk_stop=p.risk_stop, swing_high=p.swing_high, swing_low=p.swing_low)
+            stop_price=stop, risk_stop=p.risk_stop, swing_high=p.signal.fib_swing_high,
+            swing_low=p.swing_low)
         trade.id = self.store.insert_trade(trade)
         order.trade_id = trade.id
         self.store.update_order(order)
@@ -769,25 +783,10 @@ class Engine:
             log.error("could not write %s: %s (the store is still authoritative)", self.paths.state, exc)
 
     # ----- records ------------------------------------------------------------------------------
-    def _record_signal(self, d: Decision, action: str, reason: str) -> None:
-        fib = d.fib
-        self._insert_signal(SignalRecord(
-            bar_ts=d.bar.ts, close=d.bar.close, ema_fast=d.ema_fast, ema_slow=d.ema_slow,
-            vol_z=d.vol_z, tr_z=d.tr_z, cloc=d.cloc,
-            fib_swing_high=fib.swing_high if fib else None,
-            fib_levels={f"{r}": p for r, p in zip(RATIOS, fib.prices)} if fib else None,
-            target_price=d.target_price, action=action, reason=reason))
-
-    def _record_signal_pending(self, p: PendingEntry, action: str, reason: str) -> None:
-        self._insert_signal(SignalRecord(
-            bar_ts=p.bar_ts, close=p.close, ema_fast=p.ema_fast, ema_slow=p.ema_slow, vol_z=p.vol_z,
-            tr_z=p.tr_z, cloc=p.cloc, fib_swing_high=p.swing_high,
-            fib_levels={f"{r}": x for r, x in zip(RATIOS, p.fib_prices)} if p.fib_prices else None,
-            target_price=p.target_price, action=action, reason=reason))
-
-    def _insert_signal(self, s: SignalRecord) -> None:
-        self.store.insert_signal(s)
-        self.bus.publish(SignalSeen(s))
+    def _record_signal(self, signal: SignalRecord, action: str, reason: str) -> None:
+        row = replace(signal, action=action, reason=reason)
+        self.store.insert_signal(row)
+        self.bus.publish(SignalSeen(row))
 
     def _maybe_snapshot(self, now_ms: int) -> None:
         if self._last_snapshot_ts is None or now_ms - self._last_snapshot_ts >= SNAPSHOT_EVERY_MS:
