@@ -227,7 +227,8 @@ async def _headless(make_engine) -> int:
     status = engine.status()
     stats = engine.store.stats(engine.clock.now_ms())
     await engine.stop()
-    log.info("done: %s, balance %.2f, %d closed trades, pnl %.2f%s", status.run_state, status.balance,
+    log.info("done: %s, cash %.2f, equity %.2f%s, %d closed trades, realised pnl %.2f%s", status.run_state,
+             status.balance, status.equity, " (a position is open)" if status.open_trade else "",
              stats.total_trades, stats.total_pnl,
              f", HALTED: {status.halt_reason}" if status.halt_reason else "")
     return EXIT_OK if status.run_state != "ERROR" else EXIT_FAILED
