@@ -158,7 +158,6 @@ class Engine:
         self._last_seen_ts: int | None = None     # last bar fed to the strategy
         self._last_price: float | None = None
         self._last_snapshot_ts: int | None = None
-        self._last_update_ts: int | None = None
         self._bars_this_run = 0
         self._last_commit = time.monotonic()
         self._held: int | None = None                # bars held by the open trade, as of this bar
@@ -227,7 +226,7 @@ class Engine:
             balance=self._balance, equity=equity, day_pnl=day_pnl, unrealized_pnl=unrealized,
             last_price=self._last_price, last_bar_ts=self._last_seen_ts, open_trade=self._trade,
             feed_state=self._feed_state, exchange_state=self.broker.mode, latency_ms=None,
-            last_update_ts=self._last_update_ts)
+            last_update_ts=None if self._last_seen_ts is None else self._last_seen_ts + self._tf_ms)
 
     def _position_value(self) -> float:
         if self._trade is None:
@@ -486,7 +485,6 @@ class Engine:
         close_ts = bar.ts + self._tf_ms
         self.clock.observe(close_ts)
         self._last_price = bar.close
-        self._last_update_ts = close_ts
         if (self._trade is not None and self.risk is not None and self._day is not None
                 and self.risk.daily_loss_breached(self._day, self._equity())):
             await self._daily_loss_stop()

@@ -348,3 +348,21 @@ async def test_an_order_still_open_at_the_venue_after_a_crash_halts_trading(tmp_
     await engine.start()
     assert engine.run_state == "HALTED" and order.client_order_id in engine.halt_reason
     await engine.stop()
+
+
+async def test_balance_snapshots_come_once_per_bar_and_at_every_fill(tmp_path, sample_csv):
+    engine = await replay(make_config(**ACTIVE), tmp_path, sample_csv)
+    trades = engine.store.closed_trades()
+    open_trade = engine.store.open_trade()
+    bars = engine._bars_this_run
+    await engine.stop()
+    with sqlite3.connect(tmp_path / "trades.db") as con:
+        stamps = [row[0] for row in con.execute("SELECT timestamp FROM balance_snapshots ORDER BY id")]
+    from persistence.store import ms_from_iso
+
+    times = [ms_from_iso(t) for t in stamps]
+    fills = [t.entry_ts for t in trades] + [t.exit_ts for t in trades] + ([open_trade.entry_ts] if open_trade else [])
+    assert set(fills) <= set(times), "a snapshot at every fill"
+    time_exits = sum(1 for t in trades if t.exit_reason == "TIME")   # fill and bar close coincide
+    assert len(times) == bars + len(fills) - time_exits, "one per bar close, one per fill"
+    assert times == sorted(times)

@@ -297,3 +297,10 @@ async def test_the_replay_speed_choice_changes_the_engines_pace(window):
     assert window.engine.replay_speed is None
     bar.speed_combo.activated.emit(bar.speed_combo.findText("10 bars/s"))
     assert window.engine.replay_speed == 10.0
+
+
+async def test_window_title_shows_the_run_state_and_todays_pnl(window):
+    await window.start_engine()
+    await until(lambda: window.windowTitle().startswith("RUNNING"), "RUNNING in the title")
+    pair = window.engine.config.exchange.trading_pair
+    assert pair in window.windowTitle() and "Today" in window.windowTitle()
