@@ -1,0 +1,75 @@
+"""An ambiguous send (timeout, dropped connection) is resolved by looking the order up by its
+client order id, never by sending it again."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+import agent.order_manager as om
+from agent.broker import OrderOutcomeUnknown
+from agent.clock import ReplayClock
+from agent.events import EventBus
+from persistence.records import OrderRecord
+from persistence.store import Store
+
+
+class AmbiguousVenue:
+    """Times out on place(); the order did reach it, and lookups answer after `late` tries."""
+
+    mode = "paper"
+
+    def __init__(self, late: int) -> None:
+        self.sent: list[str] = []
+        self.lookups = 0
+        self.late = late
+        self.book: dict[str, OrderRecord] = {}
+
+    async def place(self, order, now_ms):
+        self.sent.append(order.client_order_id)
+        self.book[order.client_order_id] = replace(order, status="filled", fill_price=101.0,
+                                                   filled_amount=order.amount, fee=0.1)
+        raise OrderOutcomeUnknown("read timeout")
+
+    async def lookup(self, client_order_id):
+        self.lookups += 1
+        return self.book.get(client_order_id) if self.lookups > self.late else None
+
+
+@pytest.fixture
+def manager_for(tmp_path, monkeypatch):
+    monkeypatch.setattr(om, "LOOKUP_BACKOFF_S", 0.0)
+    stores: list[Store] = []
+
+    def build(venue):
+        store = Store(tmp_path / f"trades{len(stores)}.db")
+        stores.append(store)
+        return om.OrderManager(store, venue, EventBus(), ReplayClock(1), commit=store.commit), store
+
+    yield build
+    for store in stores:
+        store.close()
+
+
+def entry() -> OrderRecord:
+    return OrderRecord(client_order_id="ta-E1-1", trade_id=None, side="buy", type="market", amount=1.0,
+                       created_ts=1, expected_price=100.0)
+
+
+async def test_a_timed_out_order_that_reached_the_venue_is_found_and_not_resent(manager_for):
+    venue = AmbiguousVenue(late=2)
+    manager, store = manager_for(venue)
+    result = await manager.execute(entry())
+    assert result.status == "filled" and result.fill_price == 101.0
+    assert venue.sent == ["ta-E1-1"], "sent exactly once"
+    store.commit()
+    assert store.get_order("ta-E1-1").status == "filled"
+
+
+async def test_an_order_the_venue_never_confirms_stops_trading_and_stays_unknown(manager_for):
+    venue = AmbiguousVenue(late=10**6)
+    manager, store = manager_for(venue)
+    with pytest.raises(om.OrderUnresolved, match="ta-E1-1"):
+        await manager.execute(entry())
+    assert venue.sent == ["ta-E1-1"]
+    assert store.get_order("ta-E1-1").status == "unknown", "kept for the start-up lookup"
