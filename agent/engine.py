@@ -295,14 +295,13 @@ class Engine:
     async def clear_halt(self) -> None:
         """HALTED -> STOPPED. The operator has looked at why; Start trades again."""
         async with self._lock:
-            reason = self.halt_reason
-            self._transition_run("clear")
-            self.halt_reason = None
+            if not self._run.can("clear"):
+                raise IllegalTransition(f"run state: there is no halt to clear in state {self.run_state}")
+            reason, self.halt_reason = self.halt_reason, None
             self.store.set_meta("halt_reason", "")
-            self._commit(durable=True)
+            self._commit(durable=True)               # durable before it is reported
+            self._transition_run("clear")            # writes state.json and publishes
             log.warning("halt cleared by the operator (was: %s)", reason)
-            self._write_state()
-            self._publish_state()
         await self._stop_feed()
 
     async def import_config(self, path: str | Path) -> tuple[list[str], list[str]]:
