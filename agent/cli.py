@@ -177,9 +177,9 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     log.info("data folder: %s", data_dir)
 
     def make_engine():
-        from agent.engine import Engine
+        from agent.session import replay_session
 
-        return Engine.for_replay(config, data_dir, csv_path, speed)
+        return replay_session(config, data_dir, csv_path, speed)
 
     try:
         if args.no_gui:

@@ -1,20 +1,24 @@
-"""An order's life over a Broker, with invariant 1 kept here and nowhere else:
+"""An order's life over a Venue, with invariant 1 kept here and nowhere else:
 
     An order is written to SQLite with its client order id, and fsynced, BEFORE it is sent.
     After any crash, startup looks each unresolved order up by that id: no order is ever sent
     twice, no fill is ever lost.
 
 An ambiguous outcome (timeout, dropped connection) is never turned into a rejection and never
-retried blindly: it is looked up by client order id, and if it stays unknown the engine halts."""
+retried blindly: the order is stored as `unknown` and looked up by client order id in the
+background, so nothing waits on the lookup's back-off (commands stay instant). What the lookup
+finds arrives like any other order update; if it finds nothing final, `on_unresolved` is told
+and the engine halts.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
-from agent.broker import Broker, OrderOutcomeUnknown, OrderRejected
 from agent.clock import Clock
-from agent.events import EventBus, OrderChanged
+from agent.venue import OrderOutcomeUnknown, OrderRejected, OrderUpdate, Venue
 from persistence.records import OrderRecord
 from persistence.store import Store
 
@@ -22,6 +26,7 @@ log = logging.getLogger(__name__)
 
 LOOKUP_ATTEMPTS = 5
 LOOKUP_BACKOFF_S = 0.5
+FINAL = ("filled", "canceled", "rejected")
 
 
 class OrderUnresolved(Exception):
@@ -29,13 +34,16 @@ class OrderUnresolved(Exception):
 
 
 class OrderManager:
-    def __init__(self, store: Store, broker: Broker, bus: EventBus, clock: Clock,
-                 commit: Callable[..., None]) -> None:
+    def __init__(self, store: Store, venue: Venue, clock: Clock, *, commit: Callable[..., None],
+                 deliver: Callable[[OrderUpdate], None],
+                 on_unresolved: Callable[[OrderRecord, str], None]) -> None:
         self.store = store
-        self._commit = commit         # the engine's commit: it also records bar progress
-        self.broker = broker
-        self.bus = bus
+        self.venue = venue
         self.clock = clock
+        self._commit = commit               # the engine's commit: it also records bar progress
+        self._deliver = deliver             # where a background lookup's answer goes
+        self._on_unresolved = on_unresolved
+        self._lookups: set[asyncio.Task] = set()
 
     def new_client_order_id(self, key: str) -> str:
         """`ta-<key>-<attempt>`: deterministic, unique in the store, short enough for any venue."""
@@ -44,52 +52,91 @@ class OrderManager:
             attempt += 1
         return f"ta-{key}-{attempt}"
 
-    async def execute(self, order: OrderRecord) -> OrderRecord:
-        """Persist durably, send, and return the order as the venue left it (filled, open or
-        rejected). The final update is staged in the store, not committed: the caller commits
-        it together with its effect on the trade, so the two can never disagree."""
+    async def submit(self, order: OrderRecord) -> OrderRecord:
+        """Persist durably, send, and return the venue's view (filled, open, rejected or, when
+        the reply was lost, unknown while a lookup runs in the background). The caller applies
+        the view (execution stores it together with its effect on the trade)."""
         self.store.insert_order(order)
         self._commit(durable=True)
-        self.bus.publish(OrderChanged(order))
         try:
-            result = await self.broker.place(order, self.clock.now_ms())
+            result = await self.venue.place(order)
         except OrderRejected as exc:
-            order.status, order.reason, order.updated_ts = "rejected", str(exc), self.clock.now_ms()
-            self.store.update_order(order)
-            log.warning("order %s rejected: %s", order.client_order_id, exc)
-            return order
+            return self._rejected(order, str(exc))
         except OrderOutcomeUnknown as exc:
-            log.error("order %s outcome unknown (%s): looking it up by client order id",
-                      order.client_order_id, exc)
-            order.status, order.updated_ts = "unknown", self.clock.now_ms()
-            self.store.update_order(order)
-            self._commit(durable=True)
-            result = await self._resolve(order)
-        self.store.update_order(result)
-        log.info("order %s %s: %s %s %.8g @ %s", result.client_order_id, result.status, result.side,
-                 result.type, result.filled_amount, result.fill_price)
+            return self._ambiguous(order, exc)
         return result
 
-    async def recover(self, order: OrderRecord) -> OrderRecord:
-        """Startup: what became of an order that was durable but unresolved when we stopped."""
-        found = await self.broker.lookup(order.client_order_id)
+    async def submit_group(self, legs: list[OrderRecord]) -> list[OrderRecord]:
+        """The exits of one position, durable together before they are sent as one group."""
+        for leg in legs:
+            self.store.insert_order(leg)
+        self._commit(durable=True)
+        try:
+            results = await self.venue.place_exit_group(legs)
+        except OrderRejected as exc:
+            return [self._rejected(leg, str(exc)) for leg in legs]
+        except OrderOutcomeUnknown as exc:
+            return [self._ambiguous(leg, exc) for leg in legs]
+        return results
+
+    async def cancel(self, order: OrderRecord) -> OrderRecord:
+        """Cancel a resting order; its final view may be `filled` (it filled meanwhile)."""
+        try:
+            found = await self.venue.cancel(order.client_order_id)
+        except OrderOutcomeUnknown as exc:
+            return self._ambiguous(order, exc)
+        except OrderRejected as exc:           # already final at the venue: ask what it became
+            log.warning("cancel of %s refused (%s): looking it up", order.client_order_id, exc)
+            found = await self.venue.lookup(order.client_order_id)
         if found is None:
-            order.status = "canceled"
-            order.reason = "not found at the venue after restart: it was never received"
-            order.updated_ts = self.clock.now_ms()
-        else:
-            order = found
+            found = replace(order, status="canceled", reason="never received by the venue",
+                            updated_ts=self.clock.now_ms())
+        return found
+
+    async def recover(self, order: OrderRecord) -> OrderRecord:
+        """Startup: what became of an order that was durable but unresolved when we stopped (not
+        stored here: a fill is applied when the replay reaches its time)."""
+        found = await self.venue.lookup(order.client_order_id)
+        if found is None:
+            found = replace(order, status="canceled", updated_ts=self.clock.now_ms(),
+                            reason="not found at the venue after restart: it was never received")
+        return found
+
+    def pending_lookups(self) -> int:
+        return len(self._lookups)
+
+    async def close(self) -> None:
+        for task in list(self._lookups):
+            task.cancel()
+        await asyncio.gather(*self._lookups, return_exceptions=True)
+
+    def _rejected(self, order: OrderRecord, why: str) -> OrderRecord:
+        order.status, order.reason, order.updated_ts = "rejected", why, self.clock.now_ms()
         self.store.update_order(order)
+        log.warning("order %s rejected: %s", order.client_order_id, why)
         return order
 
-    async def _resolve(self, order: OrderRecord) -> OrderRecord:
+    def _ambiguous(self, order: OrderRecord, exc: Exception) -> OrderRecord:
+        log.error("order %s outcome unknown (%s): looking it up by client order id",
+                  order.client_order_id, exc)
+        order.status, order.updated_ts = "unknown", self.clock.now_ms()
+        self.store.update_order(order)
+        self._commit(durable=True)
+        task = asyncio.get_running_loop().create_task(self._resolve(replace(order)),
+                                                      name=f"lookup {order.client_order_id}")
+        self._lookups.add(task)
+        task.add_done_callback(self._lookups.discard)
+        return order
+
+    async def _resolve(self, order: OrderRecord) -> None:
         for attempt in range(LOOKUP_ATTEMPTS):
             try:
-                found = await self.broker.lookup(order.client_order_id)
+                found = await self.venue.lookup(order.client_order_id)
             except OrderOutcomeUnknown:
                 found = None
-            if found is not None and found.status in ("filled", "rejected", "canceled"):
-                return found
+            if found is not None and found.status in (*FINAL, "open"):
+                self._deliver(OrderUpdate(found, self.clock.now_ms()))
+                return
             await asyncio.sleep(LOOKUP_BACKOFF_S * 2 ** attempt)
-        raise OrderUnresolved(f"order {order.client_order_id}: venue gave no final answer after "
-                              f"{LOOKUP_ATTEMPTS} lookups")
+        self._on_unresolved(order, f"order {order.client_order_id}: the venue gave no answer after "
+                                   f"{LOOKUP_ATTEMPTS} lookups")

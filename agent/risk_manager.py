@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.broker import MarketRules
+from agent.venue import MarketRules
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,44 +35,75 @@ class RunState(StrEnum):
     ERROR = "ERROR"
 
 
+class Trigger(StrEnum):
+    """Everything that moves a state machine. A StrEnum, so the tables read as plain words."""
+
+    CONNECTED = "connected"
+    RESTORE_POSITION = "restore_position"
+    RESTORE_ENTRY = "restore_entry"          # an entry order still working at the venue
+    WARMED_UP = "warmed_up"
+    SIGNAL = "signal"
+    SKIP = "skip"
+    CHECK_RISK = "check_risk"
+    REJECTED = "rejected"
+    APPROVED = "approved"
+    ENTRY_FILLED = "entry_filled"
+    ENTRY_FAILED = "entry_failed"
+    EXIT = "exit"                            # the agent closes at market (time, manual, emergency)
+    EXIT_FILLED = "exit_filled"              # a resting exit, or the agent's market exit, filled
+    EXIT_FAILED = "exit_failed"
+    REARM = "rearm"
+    START = "start"
+    STARTED = "started"
+    FAIL = "fail"
+    HALT = "halt"
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    CLEAR = "clear"
+
+
 P = PositionState
-POSITION_TABLE: dict[tuple[PositionState, str], PositionState] = {
-    (P.INITIALIZING, "connected"): P.CONNECTED,
-    (P.INITIALIZING, "restore_position"): P.IN_POSITION,
-    (P.CONNECTED, "warmed_up"): P.MONITORING,
-    (P.CONNECTED, "restore_position"): P.IN_POSITION,
-    (P.MONITORING, "signal"): P.SIGNAL,
-    (P.SIGNAL, "skip"): P.MONITORING,
-    (P.SIGNAL, "check_risk"): P.RISK_CHECK,
-    (P.RISK_CHECK, "rejected"): P.MONITORING,
-    (P.RISK_CHECK, "approved"): P.ENTERING,
-    (P.ENTERING, "filled"): P.IN_POSITION,
-    (P.ENTERING, "failed"): P.MONITORING,
-    (P.IN_POSITION, "exit"): P.EXITING,
-    (P.EXITING, "filled"): P.CLOSED,
-    (P.EXITING, "failed"): P.IN_POSITION,
-    (P.CLOSED, "rearm"): P.MONITORING,
+T = Trigger
+POSITION_TABLE: dict[tuple[PositionState, Trigger], PositionState] = {
+    (P.INITIALIZING, T.CONNECTED): P.CONNECTED,
+    (P.INITIALIZING, T.RESTORE_POSITION): P.IN_POSITION,
+    (P.INITIALIZING, T.RESTORE_ENTRY): P.ENTERING,
+    (P.CONNECTED, T.WARMED_UP): P.MONITORING,
+    (P.MONITORING, T.SIGNAL): P.SIGNAL,
+    (P.SIGNAL, T.SKIP): P.MONITORING,
+    (P.SIGNAL, T.CHECK_RISK): P.RISK_CHECK,
+    (P.RISK_CHECK, T.REJECTED): P.MONITORING,
+    (P.RISK_CHECK, T.APPROVED): P.ENTERING,
+    (P.ENTERING, T.ENTRY_FILLED): P.IN_POSITION,
+    (P.ENTERING, T.ENTRY_FAILED): P.MONITORING,
+    (P.IN_POSITION, T.EXIT): P.EXITING,
+    (P.IN_POSITION, T.EXIT_FILLED): P.CLOSED,
+    (P.EXITING, T.EXIT_FILLED): P.CLOSED,
+    (P.EXITING, T.EXIT_FAILED): P.IN_POSITION,
+    (P.CLOSED, T.REARM): P.MONITORING,
 }
 
 R = RunState
-RUN_TABLE: dict[tuple[RunState, str], RunState] = {
-    (R.STOPPED, "start"): R.STARTING,
-    (R.STARTING, "started"): R.RUNNING,
-    (R.STARTING, "fail"): R.ERROR,
-    (R.STARTING, "halt"): R.HALTED,
-    (R.RUNNING, "pause"): R.PAUSED,
-    (R.PAUSED, "resume"): R.RUNNING,
-    (R.RUNNING, "halt"): R.HALTED,
-    (R.PAUSED, "halt"): R.HALTED,
-    (R.STOPPED, "halt"): R.HALTED,
-    (R.HALTED, "halt"): R.HALTED,
-    (R.RUNNING, "fail"): R.ERROR,
-    (R.PAUSED, "fail"): R.ERROR,
-    (R.RUNNING, "stop"): R.STOPPED,
-    (R.PAUSED, "stop"): R.STOPPED,
-    (R.STARTING, "stop"): R.STOPPED,
-    (R.ERROR, "stop"): R.STOPPED,
-    (R.HALTED, "clear"): R.STOPPED,
+RUN_TABLE: dict[tuple[RunState, Trigger], RunState] = {
+    (R.STOPPED, T.START): R.STARTING,
+    (R.STARTING, T.STARTED): R.RUNNING,
+    (R.STARTING, T.FAIL): R.ERROR,
+    (R.STARTING, T.HALT): R.HALTED,
+    (R.RUNNING, T.PAUSE): R.PAUSED,
+    (R.PAUSED, T.RESUME): R.RUNNING,
+    (R.RUNNING, T.HALT): R.HALTED,
+    (R.PAUSED, T.HALT): R.HALTED,
+    (R.STOPPED, T.HALT): R.HALTED,
+    (R.HALTED, T.HALT): R.HALTED,
+    (R.ERROR, T.HALT): R.HALTED,
+    (R.RUNNING, T.FAIL): R.ERROR,
+    (R.PAUSED, T.FAIL): R.ERROR,
+    (R.RUNNING, T.STOP): R.STOPPED,
+    (R.PAUSED, T.STOP): R.STOPPED,
+    (R.STARTING, T.STOP): R.STOPPED,
+    (R.ERROR, T.STOP): R.STOPPED,
+    (R.HALTED, T.CLEAR): R.STOPPED,
 }
 
 
@@ -82,7 +113,7 @@ S = TypeVar("S", bound=StrEnum)
 class StateMachine(Generic[S]):
     """A current state plus the table that says where each trigger leads."""
 
-    def __init__(self, name: str, table: dict[tuple[S, str], S], initial: S) -> None:
+    def __init__(self, name: str, table: dict[tuple[S, Trigger], S], initial: S) -> None:
         self.name = name
         self._table = table
         self.state = initial

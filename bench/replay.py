@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.config import default_config  # noqa: E402
-from agent.engine import Engine  # noqa: E402
+from agent.session import replay_session  # noqa: E402
 from agent.strategy import SellerExhaustionStrategy, StrategyParams  # noqa: E402
 from data.replay_feed import load_replay  # noqa: E402
 from data.sample import generate_sample, write_csv  # noqa: E402
@@ -35,7 +35,7 @@ def data_file(tmp: Path) -> Path:
 
 
 async def engine_run(csv: Path, data_dir: Path) -> tuple[int, float]:
-    engine = Engine.for_replay(default_config(), data_dir, csv, speed=None)
+    engine = replay_session(default_config(), data_dir, csv, speed=None)
     started = time.perf_counter()
     await engine.start()
     await engine.wait_finished()

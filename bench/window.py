@@ -24,7 +24,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from agent.config import default_config  # noqa: E402
-from agent.engine import Engine  # noqa: E402
+from agent.session import replay_session  # noqa: E402
 from data.sample import generate_sample, write_csv  # noqa: E402
 from ui.main_window import MainWindow  # noqa: E402
 
@@ -34,7 +34,7 @@ HEARTBEAT_S = 0.005
 async def measure(work: Path, seconds: float, speed: float) -> list[float]:
     csv = work / "synthetic_sample_15m.csv"
     write_csv(generate_sample(), csv)
-    engine = Engine.for_replay(default_config(), work / "data", csv, speed)
+    engine = replay_session(default_config(), work / "data", csv, speed)
     window = MainWindow(engine, QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
     window.resize(1600, 1000)
     window.show()

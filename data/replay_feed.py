@@ -15,6 +15,7 @@ from pathlib import Path
 
 from data.bar import Bar, iso_utc
 from data.candle_builder import CandleBuilder, detect_interval_ms, interval_name
+from data.market import BarClosed, BarOpened, FeedEnded, MarketEvent
 from data.csv_source import DataError, read_csv
 from data.validator import Gap, Rejected, find_gaps, validate_bars
 
@@ -83,15 +84,18 @@ def load_replay(path: Path, timeframe_minutes: int) -> ReplayData:
 
 
 class ReplayFeed:
-    """Streams bars at `speed` bars per second (None = as fast as possible).
+    """Streams a file's bars as market events at `speed` bars per second (None = as fast as
+    possible).
 
-    The schedule is drift-free: bar k is due at anchor + k / speed on the loop's monotonic
-    clock, so a slow consumer makes the feed catch up rather than fall ever further behind.
-    Changing `speed` while streaming re-anchors the schedule at the last bar sent and wakes a
-    pending wait, so a GUI's speed change takes effect at once.
+    Bars at or before the resume point are catch-up: they go out at once, flagged not live,
+    whatever the speed (a restarted replay reaches its live part in a blink). Each live bar is a
+    BarOpened at its open and a BarClosed, paced drift-free: bar k is due at anchor + k / speed
+    on the loop's monotonic clock. Changing `speed`, pausing or stepping wakes a pending wait at
+    once. The stream ends with FeedEnded("finished").
     """
 
-    def __init__(self, bars: Sequence[Bar], speed: float | None, source_name: str = "replay") -> None:
+    def __init__(self, bars: Sequence[Bar], speed: float | None, source_name: str = "replay",
+                 timeframe_ms: int | None = None) -> None:
         for prev, nxt in zip(bars, bars[1:]):
             if nxt.ts <= prev.ts:
                 raise DataError(
@@ -101,7 +105,15 @@ class ReplayFeed:
         self._bars = list(bars)
         self._speed = _checked_speed(speed)
         self._source_name = source_name
-        self._speed_changed: asyncio.Event | None = None
+        self._tf_ms = timeframe_ms or (detect_interval_ms(self._bars) if len(self._bars) > 1 else 60_000)
+        self._wake = asyncio.Event()
+        self._paused = False
+        self._steps = 0
+        self.position = 0                 # bars streamed so far (catch-up included)
+
+    @property
+    def total(self) -> int:
+        return len(self._bars)
 
     @property
     def speed(self) -> float | None:
@@ -111,8 +123,21 @@ class ReplayFeed:
     @speed.setter
     def speed(self, value: float | None) -> None:
         self._speed = _checked_speed(value)
-        if self._speed_changed is not None:
-            self._speed_changed.set()
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def set_paused(self, paused: bool) -> None:
+        """Stop or restart the replay clock (not the engine: a paused clock delivers nothing)."""
+        self._paused = paused
+        self._wake.set()
+
+    def step(self) -> None:
+        """While paused, deliver exactly one more bar."""
+        self._steps += 1
+        self._wake.set()
 
     @property
     def source_description(self) -> str:
@@ -125,36 +150,53 @@ class ReplayFeed:
             f"{iso_utc(self._bars[-1].ts)}), {pace}"
         )
 
-    async def stream(self, start_after_ts: int | None = None) -> AsyncIterator[Bar]:
-        """Bars with ts > start_after_ts (all when None), paced at the current speed."""
+    async def stream(self, resume_after_ts: int | None = None) -> AsyncIterator[MarketEvent]:
         loop = asyncio.get_running_loop()
-        self._speed_changed = asyncio.Event()
-        bars = self._bars
-        if start_after_ts is not None:
-            bars = [bar for bar in bars if bar.ts > start_after_ts]
-        due: float | None = None  # when the next bar is due on loop.time(); None = now
+        self._wake = asyncio.Event()
         since_yield = 0
-        for bar in bars:
-            while (speed := self._speed) is not None and due is not None:
-                delay = due - loop.time()
-                if delay <= 0:
-                    break
-                self._speed_changed.clear()
-                try:
-                    await asyncio.wait_for(self._speed_changed.wait(), delay)
-                except TimeoutError:
-                    pass
-                since_yield = 0
-                if self._speed != speed:
-                    # Re-pace from the previous bar's due time at the new speed.
-                    due = None if self._speed is None else due - 1.0 / speed + 1.0 / self._speed
+        due: float | None = None          # when the next live bar is due on loop.time()
+        self.position = 0
+        for bar in self._bars:
+            live = resume_after_ts is None or bar.ts > resume_after_ts
+            if live:
+                due = await self._wait_turn(loop, due)
             since_yield += 1
             if since_yield >= YIELD_EVERY_BARS:
                 await asyncio.sleep(0)
                 since_yield = 0
-            yield bar
+            self.position += 1
+            if live:
+                yield BarOpened(bar.ts, bar.open)
+            yield BarClosed(bar, bar.ts + self._tf_ms, live=live)
+        yield FeedEnded("finished", f"{self._source_name}: {self.position} bars")
+
+    async def _wait_turn(self, loop: asyncio.AbstractEventLoop, due: float | None) -> float | None:
+        """Sleep until the next live bar is due (or a step releases it while paused); returns
+        when the bar after it is due."""
+        while True:
+            if self._paused:
+                if self._steps:
+                    self._steps -= 1
+                    return None            # re-anchor after a step
+                self._wake.clear()
+                await self._wake.wait()
+                due = None
+                continue
             speed = self._speed
-            due = None if speed is None else (loop.time() if due is None else due) + 1.0 / speed
+            if speed is None or due is None:
+                break
+            delay = due - loop.time()
+            if delay <= 0:
+                break
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass
+            if self._speed != speed and self._speed is not None:
+                due = due - 1.0 / speed + 1.0 / self._speed   # re-pace from the previous bar
+        speed = self._speed
+        return None if speed is None else (loop.time() if due is None else due) + 1.0 / speed
 
 
 def _checked_speed(speed: float | None) -> float | None:

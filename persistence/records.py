@@ -27,6 +27,7 @@ class OrderRecord:
     exchange_order_id: str | None = None
     reason: str | None = None     # exit reason, or why it was rejected
     updated_ts: int | None = None
+    group_id: str | None = None   # the exit group (one-cancels-the-other) this leg belongs to
 
 
 @dataclass(slots=True)

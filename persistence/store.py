@@ -28,7 +28,7 @@ from persistence.records import OrderRecord, SignalRecord, SnapshotRecord, Stats
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _DAY_MS = 86_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
@@ -190,7 +190,10 @@ CREATE TABLE durable_barrier (
 );
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}   # target version -> script from version - 1
+# v2: exit orders rest at the venue as one group (one-cancels-the-other).
+_SCHEMA_V2 = "ALTER TABLE orders ADD COLUMN group_id TEXT;"
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}   # target version -> script from version - 1
 
 
 # --- row mapping: (column, record attribute, encode, decode) ---------------------------------
@@ -242,6 +245,7 @@ _ORDER_COLUMNS: tuple[Codec, ...] = (
     ("reason", "reason", None, None),
     ("created_timestamp", "created_ts", iso_from_ms, ms_from_iso),
     ("updated_timestamp", "updated_ts", _opt_iso, _opt_ms),
+    ("group_id", "group_id", None, None),
 )
 
 _SIGNAL_COLUMNS: tuple[Codec, ...] = (
@@ -395,6 +399,10 @@ class Store:
         row = self._conn.execute("SELECT peak_equity, max_drawdown_percent FROM balance_snapshots "
                                  "ORDER BY id DESC LIMIT 1").fetchone()
         self._peak, self._max_dd = (row[0], row[1]) if row else (None, 0.0)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         """Roll back anything not committed (a close equals a crash) and release the file.

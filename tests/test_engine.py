@@ -11,8 +11,9 @@ from dataclasses import replace
 import pytest
 
 from agent.engine import Engine, EngineBusy
+from agent.session import replay_session
 from agent.events import EngineStateChanged, PositionClosed, PositionOpened, SignalSeen
-from agent.paper_broker import PaperBroker
+from agent.accounting import Checkpoint
 from agent.state_machine import PositionState
 from persistence.records import OrderRecord
 from persistence.store import Store
@@ -21,7 +22,7 @@ from .conftest import ACTIVE, DEFAULT_CONFIG, make_config
 
 
 async def replay(config, data_dir, csv) -> Engine:
-    engine = Engine.for_replay(config, data_dir, csv, speed=None)
+    engine = replay_session(config, data_dir, csv, speed=None)
     await engine.start()
     await engine.wait_finished()
     return engine
@@ -53,20 +54,28 @@ async def test_balance_is_initial_balance_plus_realised_pnl_minus_open_cost(tmp_
     assert {"STOP", "TIME"} <= reasons or {"STOP", "FIB_61.8"} <= reasons
 
 
-async def test_every_order_row_is_committed_before_the_broker_sees_it(tmp_path, sample_csv):
+async def test_every_order_row_is_committed_before_the_venue_sees_it(tmp_path, sample_csv):
     placed: list[str] = []
+    engine = replay_session(make_config(), tmp_path, sample_csv, speed=None)
+    place, place_group = engine.venue.place, engine.venue.place_exit_group
 
-    class RecordingBroker(PaperBroker):
-        async def place(self, order, now_ms):
-            with sqlite3.connect(tmp_path / "trades.db") as other:
-                row = other.execute("SELECT status FROM orders WHERE client_order_id = ?",
-                                    (order.client_order_id,)).fetchone()
-            assert row == ("new",), f"{order.client_order_id} was not durable before it was sent"
-            placed.append(order.purpose)
-            return await super().place(order, now_ms)
+    def check(order):
+        with sqlite3.connect(tmp_path / "trades.db") as other:
+            row = other.execute("SELECT status FROM orders WHERE client_order_id = ?",
+                                (order.client_order_id,)).fetchone()
+        assert row == ("new",), f"{order.client_order_id} was not durable before it was sent"
+        placed.append(order.purpose)
 
-    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
-    engine.broker = engine.orders.broker = RecordingBroker(5, 5)
+    async def recording_place(order):
+        check(order)
+        return await place(order)
+
+    async def recording_group(legs):
+        for leg in legs:
+            check(leg)
+        return await place_group(legs)
+
+    engine.venue.place, engine.venue.place_exit_group = recording_place, recording_group
     await engine.start()
     await engine.wait_finished()
     await engine.stop()
@@ -88,16 +97,16 @@ async def test_daily_loss_limit_closes_the_position_and_halts_across_restarts(tm
     assert all(t.entry_ts <= halted_at for t in trades), "no entry after the halt"
     await engine.stop()
 
-    again = Engine.for_replay(cfg, tmp_path, sample_csv, speed=None)
+    again = replay_session(cfg, tmp_path, sample_csv, speed=None)
     await again.start()
     assert again.run_state == "HALTED"
     await again.clear_halt()
-    assert again.run_state == "STOPPED" and again.store.get_meta("halt_reason") == ""
+    assert again.run_state == "STOPPED" and Checkpoint.load(again.store).halt_reason is None
     await again.stop()
 
 
 async def test_emergency_stop_flattens_halts_and_the_halt_survives_a_restart(tmp_path, sample_csv):
-    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    engine = replay_session(make_config(), tmp_path, sample_csv, speed=None)
     opened = asyncio.get_running_loop().create_future()
     engine.bus.subscribe(lambda e: isinstance(e, PositionOpened) and not opened.done() and opened.set_result(e))
     await engine.start()
@@ -109,14 +118,14 @@ async def test_emergency_stop_flattens_halts_and_the_halt_survives_a_restart(tmp
     await engine.wait_finished()
     assert len(engine.store.closed_trades()) == 1, "no trade after an emergency stop"
     await engine.stop()
-    restarted = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    restarted = replay_session(make_config(), tmp_path, sample_csv, speed=None)
     await restarted.start()
     assert restarted.run_state == "HALTED" and "emergency" in restarted.halt_reason
     await restarted.stop()
 
 
 async def test_pause_stops_new_entries_but_still_manages_the_open_position(tmp_path, sample_csv):
-    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    engine = replay_session(make_config(), tmp_path, sample_csv, speed=None)
     events: list = []
     engine.bus.subscribe(events.append)
     pause_task: list[asyncio.Task] = []
@@ -139,7 +148,7 @@ async def test_pause_stops_new_entries_but_still_manages_the_open_position(tmp_p
 
 
 async def test_manual_close_needs_a_position_and_closes_it_at_market(tmp_path, sample_csv):
-    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    engine = replay_session(make_config(), tmp_path, sample_csv, speed=None)
     with pytest.raises(EngineBusy):
         await engine.manual_close()
     opened = asyncio.get_running_loop().create_future()
@@ -163,7 +172,7 @@ async def test_a_corrupt_state_file_is_set_aside_and_the_engine_refuses_to_trade
 
 
 async def test_an_illegal_transition_halts_trading_and_logs_critical(tmp_path, sample_csv, caplog):
-    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    engine = replay_session(make_config(), tmp_path, sample_csv, speed=None)
 
     def corrupt(e):
         if isinstance(e, EngineStateChanged) and e.position_state == "MONITORING":
@@ -211,15 +220,15 @@ async def test_an_unresolved_order_found_at_startup_is_looked_up_never_resent(tm
                                    amount=0.1, created_ts=1, expected_price=100.0))
     store.commit(durable=True)
     store.close()
-    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    engine = replay_session(make_config(), tmp_path, sample_csv, speed=None)
     sent: list[str] = []
-    original = engine.broker.place
+    original = engine.venue.place
 
-    async def spy(order, now_ms):
+    async def spy(order):
         sent.append(order.client_order_id)
-        return await original(order, now_ms)
+        return await original(order)
 
-    engine.broker.place = spy
+    engine.venue.place = spy
     await engine.start()
     recovered = engine.store.get_order("ta-E1-1")
     assert recovered.status == "canceled" and "never received" in recovered.reason
@@ -229,7 +238,7 @@ async def test_an_unresolved_order_found_at_startup_is_looked_up_never_resent(tm
 
 
 async def test_import_config_is_refused_while_running_and_adopted_when_stopped(tmp_path, sample_csv):
-    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    engine = replay_session(make_config(), tmp_path, sample_csv, speed=None)
     new_cfg = tmp_path / "new.json"
     raw = json.loads(DEFAULT_CONFIG.read_text())
     raw["seller_params"]["vol_z"] = 2.5
@@ -238,7 +247,7 @@ async def test_import_config_is_refused_while_running_and_adopted_when_stopped(t
     with pytest.raises(EngineBusy):
         await engine.import_config(new_cfg)
     await engine.stop()
-    fresh = Engine.for_replay(make_config(), tmp_path / "b", sample_csv, speed=None)
+    fresh = replay_session(make_config(), tmp_path / "b", sample_csv, speed=None)
     summary, warnings = await fresh.import_config(new_cfg)
     assert fresh.config.seller_params.vol_z == 2.5 and summary
     assert (tmp_path / "b" / "config.json").exists()
@@ -262,7 +271,7 @@ async def test_daily_trade_counter_survives_a_restart_within_the_day(tmp_path, s
     engine = await replay(cfg, tmp_path / "restarted", part)
     assert engine.store.open_trade().signal_ts == first_on_such_day.signal_ts
     await engine.stop()
-    again = Engine.for_replay(cfg, tmp_path / "restarted", sample_csv, speed=None)
+    again = replay_session(cfg, tmp_path / "restarted", sample_csv, speed=None)
     await again.start()
     await again.wait_finished()
     assert [(t.signal_ts, t.exit_reason) for t in again.store.closed_trades()] == expected
@@ -294,12 +303,12 @@ async def test_a_stop_at_any_bar_of_a_trade_resumes_to_the_same_trades(tmp_path,
 async def test_a_second_engine_on_the_same_data_folder_is_refused(tmp_path, sample_csv):
     from persistence.paths import DataDirBusy
 
-    first = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    first = replay_session(make_config(), tmp_path, sample_csv, speed=None)
     with pytest.raises(DataDirBusy, match="another agent"):
-        Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+        replay_session(make_config(), tmp_path, sample_csv, speed=None)
     await first.start()
     await first.stop()
-    second = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)   # free again
+    second = replay_session(make_config(), tmp_path, sample_csv, speed=None)   # free again
     await second.stop()
 
 
@@ -315,36 +324,62 @@ def _unresolved_entry(tmp_path) -> OrderRecord:
 
 async def test_an_entry_the_venue_filled_before_a_crash_becomes_the_open_position(tmp_path, sample_csv):
     order = _unresolved_entry(tmp_path)
-    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
-    filled = replace(order, status="filled", fill_price=27_013.5, filled_amount=0.01, fee=0.135)
+    engine = replay_session(make_config(), tmp_path, sample_csv, speed=None)
+    fill_ts = order.created_ts + 60_000
+    filled = replace(order, status="filled", fill_price=27_013.5, filled_amount=0.01, fee=0.135,
+                     updated_ts=fill_ts)
     sent: list[str] = []
+    real_lookup = engine.venue.lookup
 
     async def lookup(client_order_id):
-        return filled if client_order_id == order.client_order_id else None
+        return filled if client_order_id == order.client_order_id else await real_lookup(client_order_id)
 
-    async def place(o, now_ms):
+    async def place(o):
         sent.append(o.client_order_id)
-        raise AssertionError("nothing may be sent during recovery")
+        raise AssertionError("the entry may not be sent again")
 
-    engine.broker.lookup, engine.broker.place = lookup, place
+    engine.venue.lookup, engine.venue.place = lookup, place
+    opened = asyncio.get_running_loop().create_future()
+    engine.bus.subscribe(lambda e: isinstance(e, PositionOpened) and not opened.done() and opened.set_result(e))
     await engine.start()
-    trade = engine.store.open_trade()
-    assert trade is not None and trade.entry_price == 27_013.5 and trade.amount == 0.01
-    assert engine.position_state == "IN_POSITION"
+    assert engine.position_state == "ENTERING", "the fill applies when the replay reaches its time"
+    trade = (await opened).trade
+    assert trade.entry_price == 27_013.5 and trade.amount == 0.01
+    assert trade.entry_ts == fill_ts, "the venue's fill time, not zero"
     assert engine.status().balance == pytest.approx(10_000 - 0.01 * 27_013.5 - 0.135)
     assert sent == []
     await engine.stop()
 
 
-async def test_an_order_still_open_at_the_venue_after_a_crash_halts_trading(tmp_path, sample_csv):
+async def test_an_entry_still_working_at_the_venue_after_a_crash_is_waited_for_not_resent(tmp_path, sample_csv):
     order = _unresolved_entry(tmp_path)
-    engine = Engine.for_replay(make_config(), tmp_path, sample_csv, speed=None)
+    engine = replay_session(make_config(), tmp_path, sample_csv, speed=None)
     still_open = replace(order, status="open")
+    sent: list[str] = []
 
     async def lookup(client_order_id):
         return still_open
 
-    engine.broker.lookup = lookup
+    async def place(o):
+        sent.append(o.client_order_id)
+        raise AssertionError("nothing may be sent while the entry works")
+
+    engine.venue.lookup, engine.venue.place = lookup, place
+    await engine.start()
+    await engine.wait_finished()
+    assert engine.position_state == "ENTERING" and sent == []
+    assert all("in progress" in s.reason for s in engine.store.signals())
+    await engine.stop()
+
+
+async def test_an_entry_unknown_at_the_venue_after_a_crash_halts_trading(tmp_path, sample_csv):
+    order = _unresolved_entry(tmp_path)
+    engine = replay_session(make_config(), tmp_path, sample_csv, speed=None)
+
+    async def lookup(client_order_id):
+        return replace(order, status="unknown")
+
+    engine.venue.lookup = lookup
     await engine.start()
     assert engine.run_state == "HALTED" and order.client_order_id in engine.halt_reason
     await engine.stop()

@@ -22,6 +22,7 @@ import pytest
 
 from agent.config import load_config
 from agent.engine import Engine
+from agent.session import replay_session
 from data.bar import iso_utc
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -88,7 +89,7 @@ def _golden_signals(case: str) -> list[str]:
 
 def _replay(case: str, data_dir: Path) -> Engine:
     async def run() -> Engine:
-        engine = Engine.for_replay(load_config(GOLDEN / case / "config.json"), data_dir,
+        engine = replay_session(load_config(GOLDEN / case / "config.json"), data_dir,
                                    SHARED / "data" / CASES[case], speed=None)
         await engine.start()
         await engine.wait_finished()

@@ -1,5 +1,5 @@
 """An ambiguous send (timeout, dropped connection) is resolved by looking the order up by its
-client order id, never by sending it again."""
+client order id, in the background, never by sending it again."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,9 +7,10 @@ from dataclasses import replace
 import pytest
 
 import agent.order_manager as om
-from agent.broker import OrderOutcomeUnknown
+import asyncio
+
+from agent.venue import OrderOutcomeUnknown
 from agent.clock import ReplayClock
-from agent.events import EventBus
 from persistence.records import OrderRecord
 from persistence.store import Store
 
@@ -25,7 +26,7 @@ class AmbiguousVenue:
         self.late = late
         self.book: dict[str, OrderRecord] = {}
 
-    async def place(self, order, now_ms):
+    async def place(self, order):
         self.sent.append(order.client_order_id)
         self.book[order.client_order_id] = replace(order, status="filled", fill_price=101.0,
                                                    filled_amount=order.amount, fee=0.1)
@@ -44,7 +45,12 @@ def manager_for(tmp_path, monkeypatch):
     def build(venue):
         store = Store(tmp_path / f"trades{len(stores)}.db")
         stores.append(store)
-        return om.OrderManager(store, venue, EventBus(), ReplayClock(1), commit=store.commit), store
+        reports: list = []
+        unresolved: list = []
+        manager = om.OrderManager(store, venue, ReplayClock(1), commit=store.commit,
+                                  deliver=reports.append, on_unresolved=lambda o, why: unresolved.append(why))
+        manager.reports, manager.unresolved = reports, unresolved
+        return manager, store
 
     yield build
     for store in stores:
@@ -59,17 +65,21 @@ def entry() -> OrderRecord:
 async def test_a_timed_out_order_that_reached_the_venue_is_found_and_not_resent(manager_for):
     venue = AmbiguousVenue(late=2)
     manager, store = manager_for(venue)
-    result = await manager.execute(entry())
-    assert result.status == "filled" and result.fill_price == 101.0
+    result = await manager.submit(entry())
+    assert result.status == "unknown", "the caller is not kept waiting for the lookup"
+    while manager.pending_lookups():
+        await asyncio.sleep(0)
+    [report] = manager.reports
+    assert report.order.status == "filled" and report.order.fill_price == 101.0
     assert venue.sent == ["ta-E1-1"], "sent exactly once"
-    store.commit()
-    assert store.get_order("ta-E1-1").status == "filled"
 
 
 async def test_an_order_the_venue_never_confirms_stops_trading_and_stays_unknown(manager_for):
     venue = AmbiguousVenue(late=10**6)
     manager, store = manager_for(venue)
-    with pytest.raises(om.OrderUnresolved, match="ta-E1-1"):
-        await manager.execute(entry())
+    await manager.submit(entry())
+    while manager.pending_lookups():
+        await asyncio.sleep(0)
+    assert manager.reports == [] and "ta-E1-1" in manager.unresolved[0]
     assert venue.sent == ["ta-E1-1"]
     assert store.get_order("ta-E1-1").status == "unknown", "kept for the start-up lookup"

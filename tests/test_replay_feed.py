@@ -9,6 +9,7 @@ import pytest
 
 from data.bar import Bar
 from data.csv_source import DataError
+from data.market import BarClosed, BarOpened, FeedEnded
 from data.replay_feed import YIELD_EVERY_BARS, ReplayFeed, load_replay
 
 M5, M15 = 300_000, 900_000
@@ -97,7 +98,21 @@ def test_no_complete_bucket_is_a_data_error(tmp_path: Path) -> None:
 
 
 async def collect(feed: ReplayFeed, start_after_ts: int | None = None) -> list[Bar]:
-    return [bar async for bar in feed.stream(start_after_ts)]
+    """The live bars of a stream, checking each opens before it closes and the stream ends."""
+    out: list[Bar] = []
+    events = [e async for e in feed.stream(start_after_ts)]
+    assert isinstance(events[-1], FeedEnded) and events[-1].reason == "finished"
+    for prev, e in zip(events, events[1:]):
+        if isinstance(e, BarClosed) and e.live:
+            assert isinstance(prev, BarOpened) and prev.ts == e.bar.ts and prev.price == e.bar.open
+            out.append(e.bar)
+    return out
+
+
+async def closed_bars(feed: ReplayFeed):
+    async for e in feed.stream():
+        if isinstance(e, BarClosed):
+            yield e.bar
 
 
 async def test_max_speed_streams_every_bar_in_order() -> None:
@@ -109,6 +124,37 @@ async def test_stream_resumes_after_the_given_timestamp() -> None:
     source = bars(10)
     out = await collect(ReplayFeed(source, None), start_after_ts=source[6].ts)
     assert out == source[7:]
+
+
+async def test_catch_up_bars_come_first_unpaced_and_flagged_not_live() -> None:
+    source = bars(50)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    events = [e async for e in ReplayFeed(source, 2.0).stream(source[47].ts)]
+    catch_up = [e.bar for e in events if isinstance(e, BarClosed) and not e.live]
+    assert catch_up == source[:48]
+    assert not any(isinstance(e, BarOpened) and e.ts <= source[47].ts for e in events)
+    assert loop.time() - started < 5, "48 catch-up bars at 2 bars/s would take 24 s"
+
+
+async def test_a_paused_replay_delivers_nothing_until_stepped_one_bar_at_a_time() -> None:
+    feed = ReplayFeed(bars(5), None)
+    feed.set_paused(True)
+    seen: list[Bar] = []
+
+    async def consume() -> None:
+        async for bar in closed_bars(feed):
+            seen.append(bar)
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.05)
+    assert seen == []
+    feed.step()
+    await asyncio.sleep(0.05)
+    assert len(seen) == 1 and feed.position == 1
+    feed.set_paused(False)
+    await asyncio.wait_for(task, 5)
+    assert len(seen) == 5 and feed.position == feed.total
 
 
 async def test_resume_point_between_bars_starts_at_the_next_bar() -> None:
@@ -130,7 +176,7 @@ async def test_lowering_speed_mid_stream_slows_the_rest() -> None:
     feed = ReplayFeed(bars(12), None)
     loop = asyncio.get_running_loop()
     times: list[float] = []
-    async for _ in feed.stream():
+    async for _ in closed_bars(feed):
         times.append(loop.time())
         if len(times) == 2:
             feed.speed = 100.0
@@ -142,7 +188,7 @@ async def test_raising_speed_wakes_a_pending_wait() -> None:
     seen: list[Bar] = []
 
     async def consume() -> None:
-        async for bar in feed.stream():
+        async for bar in closed_bars(feed):
             seen.append(bar)
             if len(seen) == 1:
                 asyncio.get_running_loop().call_soon(setattr, feed, "speed", None)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.broker import MarketRules
+from agent.venue import MarketRules
 from agent.risk_manager import DayState, RiskLimits, RiskManager
 
 LIMITS = RiskLimits(risk_per_trade_percent=1.0, max_position_size_percent=10.0,

@@ -20,7 +20,7 @@ def test_every_legal_run_transition_lands_where_the_table_says(state, trigger, t
 
 
 @pytest.mark.parametrize(("state", "trigger"), [
-    (PositionState.MONITORING, "filled"),        # a fill with no order in flight
+    (PositionState.MONITORING, "entry_filled"),  # a fill with no order in flight
     (PositionState.IN_POSITION, "signal"),       # no pyramiding
     (PositionState.ENTERING, "exit"),            # cannot exit what is not filled yet
     (PositionState.CLOSED, "signal"),            # must re-arm first
@@ -50,6 +50,6 @@ def test_illegal_run_transitions_raise(state, trigger):
 def test_a_full_round_trip_follows_the_prd_states():
     fsm = StateMachine("position", POSITION_TABLE, PositionState.INITIALIZING)
     path = [fsm.transition(t) for t in ("connected", "warmed_up", "signal", "check_risk", "approved",
-                                        "filled", "exit", "filled", "rearm")]
+                                        "entry_filled", "exit", "exit_filled", "rearm")]
     assert [s.value for s in path] == ["CONNECTED", "MONITORING", "SIGNAL", "RISK_CHECK", "ENTERING",
                                        "IN_POSITION", "EXITING", "CLOSED", "MONITORING"]

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 
 from agent.config import default_config
 from agent.engine import Engine
+from agent.session import replay_session
 from agent.events import PositionOpened
 from ui import dialogs
 from ui.main_window import MainWindow
@@ -30,7 +31,7 @@ async def until(condition: Callable[[], bool], what: str, limit_s: float = 60.0)
 
 
 def make_engine(tmp_path, sample_csv, speed: float | None = None) -> Engine:
-    return Engine.for_replay(default_config(), tmp_path / "data", sample_csv, speed)
+    return replay_session(default_config(), tmp_path / "data", sample_csv, speed)
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def freeze_on_first_entry(engine: Engine) -> None:
     """Slow the replay to a crawl the moment a position opens, so it stays open."""
     def on_event(event) -> None:
         if isinstance(event, PositionOpened):
-            engine.feed.speed = SLOW
+            engine.pacer.speed = SLOW
     engine.bus.subscribe(on_event)
 
 

@@ -1,0 +1,133 @@
+"""Cash, the open position, its mark, and the UTC day: what the account is worth, and the one
+typed checkpoint that makes it survive a restart.
+
+A position is marked only by a live price (invariant 8): catch-up bars never move the mark, so
+equity and the daily-loss check never see an old price. Until the first live price after a
+start, the position is valued at its entry price.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from agent.clock import utc_day
+from agent.risk_manager import DayState
+from persistence.records import OrderRecord, SignalRecord, SnapshotRecord, TradeRecord
+from persistence.store import Store
+
+CHECKPOINT_KEY = "checkpoint"
+
+
+@dataclass(slots=True)
+class PendingEntry:
+    """A signal that passed the bar-close checks and waits for the next price to enter at.
+    `signal` becomes its row in the signals table once the outcome is known."""
+
+    signal: SignalRecord
+    risk_stop: float | None
+    swing_low: float | None
+
+    @property
+    def bar_ts(self) -> int:
+        return self.signal.bar_ts
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """Everything the engine needs beyond the tables to resume exactly, in one typed row."""
+
+    last_bar_ts: int | None = None        # the last bar whose work is complete
+    balance: float | None = None
+    day: DayState | None = None
+    pending: PendingEntry | None = None
+    halt_reason: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), allow_nan=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Checkpoint":
+        raw = json.loads(text)
+        day = DayState(**raw["day"]) if raw.get("day") else None
+        pending = None
+        if raw.get("pending"):
+            p = dict(raw["pending"])
+            pending = PendingEntry(SignalRecord(**p.pop("signal")), **p)
+        return cls(raw.get("last_bar_ts"), raw.get("balance"), day, pending, raw.get("halt_reason"))
+
+    @classmethod
+    def load(cls, store: Store) -> "Checkpoint":
+        text = store.get_meta(CHECKPOINT_KEY)
+        if text:
+            return cls.from_json(text)
+        return cls._from_loose_keys(store)
+
+    @classmethod
+    def _from_loose_keys(cls, store: Store) -> "Checkpoint":
+        """Data folders written before the typed checkpoint kept these as separate meta keys."""
+        meta = store.get_meta
+        pending = None
+        if meta("pending_entry"):
+            raw = json.loads(meta("pending_entry"))
+            pending = PendingEntry(SignalRecord(**raw.pop("signal")), **raw)
+        return cls(int(meta("last_bar_ts")) if meta("last_bar_ts") else None,
+                   float(meta("balance")) if meta("balance") else None,
+                   DayState(**json.loads(meta("day"))) if meta("day") else None,
+                   pending, meta("halt_reason") or None)
+
+    def save(self, store: Store) -> None:
+        store.set_meta(CHECKPOINT_KEY, self.to_json())
+
+
+@dataclass(slots=True)
+class Accounting:
+    balance: float                         # cash, quote currency
+    trade: TradeRecord | None = None
+    day: DayState | None = None
+    live_price: float | None = None        # the latest price from the LIVE part of the feed
+    last_snapshot_ts: int | None = field(default=None)
+
+    def mark(self, price: float) -> None:
+        self.live_price = price
+
+    def position_value(self) -> float:
+        t = self.trade
+        if t is None:
+            return 0.0
+        return t.amount * (self.live_price if self.live_price is not None else t.entry_price)
+
+    def equity(self) -> float:
+        return self.balance + self.position_value()
+
+    def unrealized(self) -> float:
+        t = self.trade
+        if t is None:
+            return 0.0
+        return self.position_value() - t.amount * t.entry_price - t.entry_fee
+
+    def day_pnl(self) -> float:
+        return self.equity() - self.day.start_equity if self.day else 0.0
+
+    def roll_day(self, now_ms: int) -> bool:
+        """Daily counters reset at 00:00 UTC of the engine clock; the day's start equity is the
+        equity at the first live price of the day. True when a new day began."""
+        day = utc_day(now_ms)
+        if self.day is not None and self.day.day_start_ms == day:
+            return False
+        self.day = DayState(day, self.equity(), 0)
+        return True
+
+    def open(self, trade: TradeRecord, fill: OrderRecord) -> None:
+        self.balance -= fill.filled_amount * fill.fill_price + fill.fee
+        self.trade = trade
+        if self.day is not None:
+            self.day = DayState(self.day.day_start_ms, self.day.start_equity, self.day.trades_opened + 1)
+
+    def close(self, fill: OrderRecord) -> None:
+        self.balance += fill.filled_amount * fill.fill_price - fill.fee
+        self.trade = None
+
+    def snapshot(self, now_ms: int) -> SnapshotRecord:
+        self.last_snapshot_ts = now_ms
+        return SnapshotRecord(now_ms, self.balance, self.equity(), self.unrealized(),
+                              self.trade.amount if self.trade else 0.0, self.live_price)

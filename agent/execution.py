@@ -1,0 +1,307 @@
+"""Orders and the position state machine: entering, resting the exits at the venue, closing.
+
+Guarantees kept here:
+- The exits rest at the venue right after the entry fills: the stop as a stop order, the
+  Fibonacci target and the take-profit as limit sells, one group (one-cancels-the-other).
+  A crash leaves them there; nothing in this process has to be alive for them to work.
+- A position is opened and closed only by a fill the venue reports, at the venue's price and
+  time. Applying the same report twice changes nothing.
+- Closing at market (time exit, manual close, emergency stop, daily-loss limit) cancels the
+  group first, then sells; a leg that filled meanwhile closes the trade instead.
+- A trade's exit time is never before its entry time (checked when it is written).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from agent.accounting import Accounting, PendingEntry
+from agent.config import AgentConfig
+from agent.events import OrderChanged, PositionClosed, PositionOpened, SignalSeen
+from agent.order_manager import FINAL, OrderManager, OrderUnresolved
+from agent.state_machine import PositionState, StateMachine, Trigger
+from agent.strategy import RATIOS, Decision
+from persistence.records import OrderRecord, SignalRecord, TradeRecord
+from persistence.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class TradeInvariantBroken(RuntimeError):
+    """A trade would be written with an exit before its entry: a bug, never stored."""
+
+
+def exit_reason_fib(level: float) -> str:
+    return f"FIB_{level * 100:.1f}"
+
+
+def exit_reason_tp(reward_r: float) -> str:
+    return f"TP_{reward_r:.1f}R"
+
+
+def signal_record(d: Decision) -> SignalRecord:
+    """The signals-table row of a signal bar; action and reason are filled in once decided. The
+    swing high is the one the rule found, whether or not a ladder formed above the low."""
+    fib = d.fib
+    swing = fib.swing_high if fib else (None if math.isnan(d.swing_high) else d.swing_high)
+    return SignalRecord(
+        bar_ts=d.bar.ts, close=d.bar.close, ema_fast=d.ema_fast, ema_slow=d.ema_slow, vol_z=d.vol_z,
+        tr_z=d.tr_z, cloc=d.cloc, fib_swing_high=swing,
+        fib_levels={f"{r}": p for r, p in zip(RATIOS, fib.prices)} if fib else None,
+        target_price=d.target_price, action="PENDING", reason="")
+
+
+@dataclass(slots=True)
+class Outbox:
+    """How execution reports: stage an event, mark the state changed, commit."""
+
+    emit: Callable[[object], None]
+    changed: Callable[[], None]
+    commit: Callable[..., None]
+
+
+class Execution:
+    def __init__(self, config: AgentConfig, store: Store, orders: OrderManager, acct: Accounting,
+                 pos: StateMachine, out: Outbox, now_ms: Callable[[], int], mode: str) -> None:
+        self.config = config
+        self.store = store
+        self.orders = orders
+        self.acct = acct
+        self.pos = pos
+        self.out = out
+        self.now_ms = now_ms
+        self.mode = mode
+        self.pending: PendingEntry | None = None    # a signal waiting for the next price
+        self.held: int | None = None                # bars held by the open trade, as of this bar
+        self.flatten_reason: str | None = None      # close as soon as the position is known
+
+    # ----- state ------------------------------------------------------------------------------
+    def transition(self, trigger: Trigger) -> None:
+        self.pos.transition(trigger)
+        self.out.changed()
+
+    def record_signal(self, signal: SignalRecord, action: str, reason: str) -> None:
+        row = replace(signal, action=action, reason=reason)
+        self.store.insert_signal(row)
+        self.out.emit(SignalSeen(row))
+
+    def drop_pending(self, why: str) -> None:
+        if self.pending is None:
+            return
+        self.record_signal(self.pending.signal, "SKIPPED", why)
+        self.pending = None
+        if self.pos.state is PositionState.SIGNAL:
+            self.transition(Trigger.SKIP)
+
+    def entry_in_flight(self) -> bool:
+        return self.pos.state in (PositionState.ENTERING, PositionState.RISK_CHECK)
+
+    # ----- entry ------------------------------------------------------------------------------
+    async def enter(self, order: OrderRecord, pending: PendingEntry) -> None:
+        """Send an approved entry; the fill opens the position (now, or when the venue says)."""
+        self.pending = pending                       # kept in the checkpoint until resolved
+        self.transition(Trigger.APPROVED)
+        result = await self.orders.submit(order)
+        await self.apply(result)
+
+    # ----- order updates ----------------------------------------------------------------------
+    async def apply(self, order: OrderRecord) -> None:
+        """One venue report about one of our orders. Idempotent."""
+        stored = self.store.get_order(order.client_order_id)
+        if stored is None:
+            log.warning("venue reported an order this agent never sent: %s (%s)",
+                        order.client_order_id, order.status)
+            return
+        if stored.status in FINAL and stored.status == order.status and \
+                stored.filled_amount == order.filled_amount:
+            return
+        order = replace(order, trade_id=stored.trade_id, purpose=stored.purpose,
+                        group_id=stored.group_id, reason=order.reason or stored.reason,
+                        expected_price=order.expected_price if order.expected_price is not None
+                        else stored.expected_price)
+        self.store.update_order(order)
+        self.out.emit(OrderChanged(order))
+        if order.purpose == "entry":
+            await self._entry_report(order)
+        elif order.status == "filled":
+            await self._exit_filled(order)
+        elif order.group_id is None and order.status in ("canceled", "rejected"):
+            await self._exit_failed(order)
+        else:
+            self.out.commit(durable=True)
+
+    async def _entry_report(self, order: OrderRecord) -> None:
+        p = self.pending
+        final = order.status in FINAL
+        if not final or self.acct.trade is not None:
+            self.out.commit(durable=True)
+            return
+        if order.filled_amount > 0:                  # filled, or canceled after a partial fill
+            trade = self._open_trade(order, p)
+            if p is not None:
+                self.record_signal(p.signal, "ENTERED", f"trade {trade.id}")
+            self.pending = None
+            self.held = 0
+            self.transition(Trigger.ENTRY_FILLED)
+            self.out.emit(PositionOpened(trade))
+            self.out.commit(durable=True)
+            log.info("ENTERED trade %s: %.8g @ %.8g (reference %.8g), target %s, stop %s", trade.id,
+                     trade.amount, trade.entry_price, trade.entry_reference, _fmt(trade.target_price),
+                     _fmt(trade.stop_price))
+            if self.flatten_reason is not None:
+                await self.flatten(self.flatten_reason, None)
+            else:
+                await self.protect()
+            return
+        if p is not None:
+            self.record_signal(p.signal, "SKIPPED", f"entry order {order.status}: {order.reason}")
+        self.pending = None
+        if self.pos.can(Trigger.ENTRY_FAILED):
+            self.transition(Trigger.ENTRY_FAILED)
+        self.out.commit(durable=True)
+        log.error("entry order %s %s: %s", order.client_order_id, order.status, order.reason)
+
+    def _open_trade(self, order: OrderRecord, p: PendingEntry | None) -> TradeRecord:
+        bp = self.config.backtest_params
+        reference = order.expected_price if order.expected_price is not None else order.fill_price
+        risk_stop = p.risk_stop if p else None
+        stop = risk_stop if bp.use_stop_loss else None
+        risk = reference - stop if stop is not None and stop < reference else 0.01 * reference
+        signal = p.signal if p else None
+        trade = TradeRecord(
+            pair=self.config.exchange.trading_pair,
+            signal_ts=signal.bar_ts if signal else order.created_ts,
+            entry_ts=order.updated_ts if order.updated_ts is not None else self.now_ms(),
+            entry_price=order.fill_price, entry_reference=reference, amount=order.filled_amount,
+            entry_fee=order.fee, mode=self.mode,
+            fib_target_level=bp.fib_target_level if bp.use_fib_exits else None,
+            target_price=signal.target_price if bp.use_fib_exits and signal else None,
+            tp_price=reference + bp.reward_r * risk if bp.use_traditional_tp else None,
+            stop_price=stop, risk_stop=risk_stop,
+            swing_high=signal.fib_swing_high if signal else None,
+            swing_low=p.swing_low if p else None)
+        trade.id = self.store.insert_trade(trade)
+        order.trade_id = trade.id
+        self.store.update_order(order)
+        self.acct.open(trade, order)
+        self.store.insert_snapshot(self.acct.snapshot(self.now_ms()))
+        return trade
+
+    # ----- exits ------------------------------------------------------------------------------
+    def exit_legs(self, trade: TradeRecord) -> list[OrderRecord]:
+        """Stop, then Fibonacci target, then take-profit: the backtest's order on one bar."""
+        bp = self.config.backtest_params
+        group = self.orders.new_client_order_id(f"G{trade.id}")
+        now = self.now_ms()
+        legs: list[OrderRecord] = []
+
+        def leg(suffix: str, type_: str, reason: str, limit: float | None, stop: float | None) -> None:
+            legs.append(OrderRecord(
+                client_order_id=f"{group}-{suffix}", trade_id=trade.id, side="sell", type=type_,
+                amount=trade.amount, created_ts=now, purpose="exit", limit_price=limit,
+                stop_price=stop, expected_price=limit if limit is not None else stop,
+                reason=reason, group_id=group))
+
+        if trade.stop_price is not None:
+            leg("stop", "stop", "STOP", None, trade.stop_price)
+        if trade.target_price is not None:
+            leg("fib", "limit", exit_reason_fib(bp.fib_target_level), trade.target_price, None)
+        if trade.tp_price is not None:
+            leg("tp", "limit", exit_reason_tp(bp.reward_r), trade.tp_price, None)
+        return legs
+
+    async def protect(self) -> None:
+        """Rest the open trade's exits at the venue (none when the config enables no exit)."""
+        t = self.acct.trade
+        if t is None:
+            return
+        legs = self.exit_legs(t)
+        if not legs:
+            log.warning("trade %s has no resting exit: the config enables none (time exit only)", t.id)
+            return
+        results = await self.orders.submit_group(legs)
+        for r in results:
+            if r.status == "rejected":
+                raise OrderUnresolved(f"exit order {r.client_order_id} was rejected: {r.reason}; "
+                                      "the position has no protection at the venue")
+        for r in results:
+            await self.apply(r)
+        log.info("exits resting at the venue for trade %s: %s", t.id,
+                 ", ".join(f"{r.reason} {_fmt(r.limit_price or r.stop_price)}" for r in results))
+
+    def resting_exits(self) -> list[OrderRecord]:
+        t = self.acct.trade
+        if t is None or t.id is None:
+            return []
+        return [o for o in self.store.orders_for_trade(t.id)
+                if o.purpose == "exit" and o.status in ("new", "open", "unknown")]
+
+    async def flatten(self, reason: str, reference: float | None) -> None:
+        """Cancel the resting exits, then sell at market (at the first live price if there is
+        none yet: the venue holds the order until then, never filling at an old price)."""
+        t = self.acct.trade
+        if t is None:
+            return
+        if self.pos.can(Trigger.EXIT):
+            self.transition(Trigger.EXIT)
+        for leg in self.resting_exits():
+            if leg.group_id is None:
+                log.warning("a market exit %s is already working; waiting for its fill", leg.client_order_id)
+                return
+            result = await self.orders.cancel(leg)
+            await self.apply(result)
+            if self.acct.trade is None:                  # a leg filled before the cancel
+                return
+        order = OrderRecord(
+            client_order_id=self.orders.new_client_order_id(f"X{t.id}"), trade_id=t.id, side="sell",
+            type="market", amount=t.amount, created_ts=self.now_ms(), purpose="exit",
+            expected_price=reference, reason=reason)
+        if reference is None:
+            log.warning("%s: no live price yet; the market sell waits for the first one", reason)
+        result = await self.orders.submit(order)
+        await self.apply(result)
+
+    async def _exit_filled(self, order: OrderRecord) -> None:
+        t = self.acct.trade
+        if t is None or t.id != order.trade_id:
+            self.out.commit(durable=True)
+            return
+        reason = order.reason or "EXIT"
+        reference = order.expected_price
+        t.status = "closed"
+        t.exit_ts = order.updated_ts if order.updated_ts is not None else self.now_ms()
+        if t.exit_ts < t.entry_ts:
+            raise TradeInvariantBroken(f"trade {t.id}: exit at {t.exit_ts} before entry at {t.entry_ts}")
+        t.exit_price = order.fill_price
+        t.exit_reference = reference
+        t.exit_fee = order.fee
+        t.exit_reason = reason
+        t.bars_held = self.held if self.held is not None else t.bars_held
+        t.pnl = (order.fill_price - t.entry_price) * t.amount - t.entry_fee - order.fee
+        t.pnl_percent = t.pnl / (t.entry_price * t.amount) * 100
+        self.store.update_trade(t)
+        self.acct.close(order)
+        self.store.insert_snapshot(self.acct.snapshot(self.now_ms()))
+        self.flatten_reason = None
+        self.transition(Trigger.EXIT_FILLED)
+        self.out.emit(PositionClosed(t))
+        self.transition(Trigger.REARM)
+        self.out.commit(durable=True)
+        log.info("EXITED trade %s %s: %.8g @ %.8g, pnl %.2f %s (%.2f%%)", t.id, reason, t.amount,
+                 t.exit_price, t.pnl, self.config.exchange.quote_currency, t.pnl_percent)
+
+    async def _exit_failed(self, order: OrderRecord) -> None:
+        """A market exit the venue refused: the position stays, protected again at the venue."""
+        if self.pos.can(Trigger.EXIT_FAILED):
+            self.transition(Trigger.EXIT_FAILED)
+        self.out.commit(durable=True)
+        if not self.resting_exits():
+            await self.protect()
+        raise OrderUnresolved(f"exit order {order.client_order_id} ({order.reason}) was {order.status}; "
+                              "the position is still open")
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.8g}"
