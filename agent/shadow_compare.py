@@ -29,7 +29,7 @@ from persistence.records import SignalRecord, TradeRecord
 
 __all__ = [
     "COST_TOLERANCE_BPS", "Cause", "ShadowComparison", "agent_r_multiple", "agent_exit_index",
-    "compare_skipped", "compare_trade", "shadow_report",
+    "SHADOW_EXPORT_COLUMNS", "compare_skipped", "compare_trade", "export_row", "shadow_report",
 ]
 
 COST_TOLERANCE_BPS = 0.5     # cost differences below this are rounding, not a cause
@@ -194,3 +194,19 @@ def _fmt(x: float | None) -> str:
 
 def _fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.2f}%"
+
+
+SHADOW_EXPORT_COLUMNS = ("shadow_exit_timestamp", "shadow_exit_reason", "shadow_exit_price",
+                         "shadow_pnl_percent", "shadow_exit_diff_bps", "shadow_pnl_diff_bps",
+                         "shadow_cause", "shadow_detail")
+
+
+def export_row(c: ShadowComparison) -> tuple[str | float | None, ...]:
+    """The export-trades columns for one comparison (None is an empty CSV field). The exit
+    timestamp is the exit bar's open time, as the backtest app labels it (TIME exits too)."""
+    sh = c.shadow
+    return (None if sh is None or sh.exit_ts is None else iso_utc(sh.exit_ts),
+            None if sh is None else sh.reason or "open",
+            None if sh is None else sh.exit_price,
+            None if sh is None else sh.pnl_percent,
+            c.exit_diff_bps, c.pnl_diff_bps, c.cause.value, c.detail)
