@@ -1,8 +1,9 @@
 """The agent's actual trade beside the backtest's shadow of the same signal, and why they differ.
 
 One ShadowComparison per signal: every trade the agent took, and every signal it skipped that
-the backtest's own sequence traded. The exit price and PnL% differences are in bps (agent minus
-backtest; 1% = 100 bps) and the cause is one of `Cause`, decided in this order:
+the backtest's own sequence traded. The differences are agent minus backtest in bps: of the exit
+price, and of the PnL per unit (fees included) over the backtest's entry price, i.e. the PnL%
+on one base (1% = 100 bps). The cause is one of `Cause`, decided in this order:
 1. skipped by the agent (risk rule, busy, no Fibonacci levels...): RISK_SKIP, with its reason;
 2. closed by the operator or the daily loss limit: MANUAL;
 3. closed on its entry bar, which the backtest never examines: ENTRY_BAR_EXIT;
@@ -64,7 +65,7 @@ class ShadowComparison:
     cause: Cause
     detail: str
     exit_diff_bps: float | None = None    # agent exit fill vs backtest exit price
-    pnl_diff_bps: float | None = None     # agent pnl% minus backtest pnl% (x 100)
+    pnl_diff_bps: float | None = None     # agent minus backtest PnL per unit, bps of the backtest's entry
 
 
 def agent_exit_index(series: ShadowSeries, trade: TradeRecord) -> int | None:
@@ -106,14 +107,21 @@ def compare_trade(series: ShadowSeries, trade: TradeRecord, shadow: ShadowTrade 
 
     exit_diff = pnl_diff = None
     if shadow is None:
-        return result(Cause.NO_BARS, f"no bars cover the signal bar {iso_utc(trade.signal_ts)}")
+        s = series.index_of(trade.signal_ts)
+        if s is not None and not series.signal[s]:
+            return result(Cause.DIFFERENT, f"the backtest sees no signal at {iso_utc(trade.signal_ts)} "
+                                           "on these bars (different candles or too little history)")
+        return result(Cause.NO_BARS, f"no bars cover the signal bar {iso_utc(trade.signal_ts)} "
+                                     "and the bar after it")
     if trade.status != "closed" or trade.exit_price is None:
         where = "is still in it" if shadow.reason is None else f"exited {shadow.reason} at {_fmt(shadow.exit_price)}"
         return result(Cause.AGENT_OPEN, f"agent in position; the backtest {where}")
-    if shadow.exit_price is not None and shadow.pnl_percent is not None:
+    if shadow.exit_price is not None and shadow.pnl is not None:
         exit_diff = (trade.exit_price / shadow.exit_price - 1.0) * 1e4
-        if trade.pnl_percent is not None:
-            pnl_diff = (trade.pnl_percent - shadow.pnl_percent) * 100.0
+        if trade.pnl is not None and trade.amount:
+            # Both per unit over the backtest's entry, so the fill's own slippage does not
+            # also shift the base of the percentage.
+            pnl_diff = (trade.pnl / trade.amount - shadow.pnl) / shadow.entry * 1e4
     agent_bar = agent_exit_index(series, trade)
     backtest = ("the backtest is still in it" if shadow.reason is None else
                 f"the backtest exited {shadow.reason} at {_fmt(shadow.exit_price)} "
