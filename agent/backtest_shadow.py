@@ -140,9 +140,14 @@ def backtest_pnl(entry: float, exit_: float, params: StrategyParams) -> float:
     return exit_ - entry - (entry + exit_) * (params.fee_bp + params.slippage_bp) / 10000
 
 
-def shadow_trade(series: ShadowSeries, s: int, params: StrategyParams) -> ShadowTrade | None:
+def shadow_trade(series: ShadowSeries, s: int, params: StrategyParams,
+                 resume_from: int | None = None) -> ShadowTrade | None:
     """The backtest's trade for signal bar s if it was flat then; None before the entry bar
-    exists (s is the newest bar) or when bar s is not a signal."""
+    exists (s is the newest bar) or when bar s is not a signal.
+
+    `resume_from`: bars before it are known to hold no exit for this signal (an earlier call
+    found it open), so the search starts there. Exact: whether a bar exits depends only on
+    that bar and the trade's levels."""
     n = len(series)
     if not 0 <= s < n - 1 or not series.signal[s]:
         return None
@@ -154,7 +159,8 @@ def shadow_trade(series: ShadowSeries, s: int, params: StrategyParams) -> Shadow
     tp = entry + params.reward_r * risk if params.use_traditional_tp else _NO_PRICE
     up = min(target if has_target else math.inf, tp if params.use_traditional_tp else math.inf)
     time_bar = s + 1 + params.max_hold if params.use_time_exit else None
-    b = _first_exit_bar(series, s + 2, stop if has_stop else None, up, time_bar)
+    start = s + 2 if resume_from is None else max(s + 2, resume_from)
+    b = _first_exit_bar(series, start, stop if has_stop else None, up, time_bar)
     base = dict(signal_index=s, signal_ts=int(series.ts[s]), entry_index=s + 1, entry=entry,
                 target=target if has_target else None, stop=stop if has_stop else None,
                 tp=tp if params.use_traditional_tp else None, risk=risk)
@@ -208,14 +214,15 @@ def backtest_trades(bars: Sequence[Bar] | ShadowSeries, params: StrategyParams) 
 
 
 def _continue_sequence(series: ShadowSeries, params: StrategyParams, from_index: int,
-                       out: list[ShadowTrade]) -> None:
-    """Append the sequence's trades whose signal is at or after from_index (the backtest flat)."""
+                       out: list[ShadowTrade], resume: dict[int, int] | None = None) -> None:
+    """Append the sequence's trades whose signal is at or after from_index (the backtest flat).
+    `resume`: signal bar -> first bar not yet examined, for trades found open before."""
     signals = np.flatnonzero(series.signal[from_index:]) + from_index
     next_free = from_index
     for s in signals.tolist():
         if s < next_free:
             continue
-        trade = shadow_trade(series, s, params)
+        trade = shadow_trade(series, s, params, None if resume is None else resume.get(s))
         if trade is None:      # the newest bar: no entry bar yet
             return
         out.append(trade)
@@ -243,6 +250,7 @@ class ShadowBook:
         self._closed: dict[int, ShadowTrade] = {}
         self._sequence: list[ShadowTrade] = []       # closed trades of the backtest's sequence
         self._sequence_free = 0                      # first bar the sequence is flat again
+        self._resume: dict[int, int] = {}            # open shadow: signal bar -> next bar to examine
 
     def __len__(self) -> int:
         return self._n
@@ -290,20 +298,28 @@ class ShadowBook:
         cached = self._closed.get(s)
         if cached is not None:
             return cached
-        trade = shadow_trade(series, s, self.params)
-        if trade is not None and trade.exit_index is not None:
-            self._closed[s] = trade
+        trade = shadow_trade(series, s, self.params, self._resume.get(s))
+        self._remember(trade, len(series))
         return trade
+
+    def _remember(self, trade: ShadowTrade | None, n: int) -> None:
+        if trade is None:
+            return
+        if trade.exit_index is None:
+            self._resume[trade.signal_index] = n
+        else:
+            self._closed[trade.signal_index] = trade
+            self._resume.pop(trade.signal_index, None)
 
     def trades(self) -> list[ShadowTrade]:
         """backtest_trades over the bars so far; the last one may be open."""
         series = self.series()
         tail: list[ShadowTrade] = []
-        _continue_sequence(series, self.params, self._sequence_free, tail)
+        _continue_sequence(series, self.params, self._sequence_free, tail, self._resume)
         for trade in tail:
+            self._remember(trade, len(series))
             if trade.exit_index is None:
                 break
             self._sequence.append(trade)
-            self._closed[trade.signal_index] = trade
             self._sequence_free = trade.exit_index
         return self._sequence + [t for t in tail if t.exit_index is None]
