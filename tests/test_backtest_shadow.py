@@ -1,14 +1,10 @@
-"""The backtest shadow: the backtest app's own trades (golden, bit for bit), each exit rule on
-hand-built bars, the vectorized search against a bar-by-bar reference, and the live book."""
+"""The backtest shadow: each exit rule on hand-built bars, the vectorized search against a
+bar-by-bar reading of STRATEGY.md, the sequence, and the live book. The golden parity is in
+test_backtest_shadow_golden.py."""
 from __future__ import annotations
 
-import csv
-import gzip
 import math
-import os
 from dataclasses import replace
-from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,15 +15,12 @@ from agent.backtest_shadow import (
     ShadowBook, ShadowSeries, ShadowTrade, backtest_pnl, backtest_trades, fib_reason, shadow_trade,
     tp_reason,
 )
-from agent.config import load_config
 from agent.engine import exit_reason_fib, exit_reason_tp
 from agent.strategy import SellerExhaustionStrategy, StrategyParams
 from data.bar import Bar
 from data.replay_feed import load_replay
 from tests.conftest import ACTIVE, make_config
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "golden"
-GOLDEN_CASES = ("btc-15m-default", "eth-15m-all-exits", "btc-60m-from-15m", "eth-15m-minutes")
 
 BASE = StrategyParams(
     ema_fast=2, ema_slow=3, z_window=2, atr_window=2, vol_z=0.0, tr_z=0.0, cloc_min=0.0,
@@ -53,62 +46,6 @@ def series_of(rows: list[tuple[float, float, float, float]], signals: dict[int, 
 
 
 FLAT = (100.0, 101.0, 99.0, 100.0)
-
-
-# --- golden: the backtest app's own trades ------------------------------------------------------
-
-@pytest.fixture
-def golden_dir() -> Path:
-    if not GOLDEN.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but the golden data is absent: {GOLDEN}")
-        pytest.skip(f"golden data absent ({GOLDEN}): backtest parity not checked")
-    return GOLDEN
-
-
-def _ms(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def _golden_bars(folder: Path) -> list[Bar]:
-    with gzip.open(folder / "features.csv.gz", "rt", newline="") as fh:
-        return [Bar(_ms(r["timestamp"]), float(r["open"]), float(r["high"]), float(r["low"]),
-                    float(r["close"]), float(r["volume"])) for r in csv.DictReader(fh)]
-
-
-@pytest.mark.golden
-@pytest.mark.parametrize("case", GOLDEN_CASES)
-def test_backtest_trades_reproduce_every_golden_trade_exactly(case, golden_dir):
-    folder = golden_dir / case
-    params = StrategyParams.from_config(load_config(folder / "config.json"))
-    trades = backtest_trades(_golden_bars(folder), params)
-    with open(folder / "trades.csv", newline="") as fh:
-        golden = list(csv.DictReader(fh))
-    closed = [t for t in trades if t.status == "closed"]
-    assert len(closed) == len(golden)
-    # trades.csv omits a position still open at the end; only the last trade may be one.
-    assert all(t.status == "closed" for t in trades[:len(closed)])
-    assert len(trades) - len(closed) <= 1
-    for t, g in zip(closed, golden):
-        where = f"{case} signal {g['entry_ts']}"
-        assert t.signal_ts == _ms(g["entry_ts"]), where
-        assert t.entry == float(g["entry"]), where
-        assert t.exit_ts == _ms(g["exit_ts"]), where
-        assert t.reason == g["reason"], where
-        assert t.exit_price == pytest.approx(float(g["exit"]), rel=1e-12), where
-        assert t.bars_held == int(g["bars_held"]), where
-        assert t.pnl == pytest.approx(float(g["pnl"]), rel=1e-12), where
-        assert t.r_multiple == pytest.approx(float(g["R"]), rel=1e-12), where
-
-
-@pytest.mark.golden
-def test_shadow_from_the_replay_csv_equals_the_golden_bars(golden_dir):
-    """The 60m case aggregated by the replay loader gives the same trades as the app's bars."""
-    folder = golden_dir / "btc-60m-from-15m"
-    cfg = load_config(folder / "config.json")
-    params = StrategyParams.from_config(cfg)
-    replayed = load_replay(golden_dir.parent / "BTCUSDT_15m.csv", cfg.timeframe_minutes).bars
-    assert backtest_trades(replayed, params) == backtest_trades(_golden_bars(folder), params)
 
 
 # --- each exit rule on hand-built bars ----------------------------------------------------------

@@ -17,7 +17,6 @@ from agent.shadow_compare import (
     SHADOW_EXPORT_COLUMNS, Cause, agent_exit_index, agent_r_multiple, compare_trade, export_row,
     shadow_report,
 )
-from agent.strategy import StrategyParams
 from data.bar import iso_utc
 from persistence.records import SignalRecord, TradeRecord
 from agent.config import load_config
