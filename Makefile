@@ -31,6 +31,7 @@ test: $(VENV)/.stamp
 bench: $(VENV)/.stamp
 	$(PY) bench/replay.py
 	$(PY) bench/strategy.py
+	$(PY) bench/shadow.py
 	QT_QPA_PLATFORM=offscreen $(PY) bench/chart.py
 	QT_QPA_PLATFORM=offscreen $(PY) bench/window.py
 

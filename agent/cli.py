@@ -75,6 +75,10 @@ def _command(name: str, argv: list[str]) -> int:
     p.add_argument("--data-dir", type=Path, required=True)
     if name == "export-trades":
         p.add_argument("--csv", type=Path, required=True)
+        p.add_argument("--bars", type=Path, metavar="CSV", help="the bars the trades were made on "
+                       "(the replay CSV): adds the backtest shadow columns")
+        p.add_argument("--config", type=Path, help="config the trades were made with, for the "
+                       "shadow columns (default: DATA_DIR/config.json)")
     args = p.parse_args(argv)
     from persistence.paths import DataDirBusy, DataDirLock
     from persistence.store import Store, StoreError
@@ -96,7 +100,11 @@ def _command(name: str, argv: list[str]) -> int:
         raise UsageError(str(exc)) from None
     try:
         if name == "export-trades":
-            rows = store.export_trades_csv(args.csv)
+            if args.bars is None:
+                rows = store.export_trades_csv(args.csv)
+            else:
+                header, extra = _shadow_columns(store, args)
+                rows = store.export_trades_csv(args.csv, header, extra)
             print(f"wrote {rows} trades to {args.csv}")
         elif name == "status":
             _print_status(store)
@@ -112,6 +120,32 @@ def _command(name: str, argv: list[str]) -> int:
         store.close()
         lock.release()
     return EXIT_OK
+
+
+def _shadow_columns(store, args: argparse.Namespace) -> tuple[tuple[str, ...], dict[int, tuple]]:
+    """The backtest shadow of every stored trade, from the bars in --bars (the store keeps none)."""
+    from agent.backtest_shadow import ShadowSeries
+    from agent.shadow_compare import SHADOW_EXPORT_COLUMNS, export_row, shadow_report
+    from agent.strategy import StrategyParams
+    from data.csv_source import DataError
+    from data.replay_feed import load_replay
+
+    config_path = args.config or args.data_dir / "config.json"
+    if not config_path.exists():
+        raise UsageError(f"the shadow columns need the config the trades were made with: "
+                         f"--config PATH ({config_path} does not exist)")
+    if not args.bars.exists():
+        raise UsageError(f"bars file not found: {args.bars}")
+    cfg = load_config(config_path)
+    params = StrategyParams.from_config(cfg)
+    try:
+        bars = load_replay(args.bars, cfg.timeframe_minutes).bars
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    series = ShadowSeries.from_bars(bars, params)
+    trades = store.closed_trades() + ([t] if (t := store.open_trade()) is not None else [])
+    report = shadow_report(series, trades, [], params, backtest=())
+    return SHADOW_EXPORT_COLUMNS, {c.trade.id: export_row(c) for c in report if c.trade is not None}
 
 
 def validate_config(path: Path) -> int:

@@ -18,7 +18,7 @@ import logging
 import operator
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -608,16 +608,23 @@ class Store:
                      avg_duration_minutes=None if avg_ms is None else avg_ms / 60_000.0)
 
     @_sql_errors
-    def export_trades_csv(self, out: Path) -> int:
+    def export_trades_csv(self, out: Path, extra_header: Sequence[str] = (),
+                          extra: Mapping[int, Sequence[Any]] | None = None) -> int:
         """Write every trade (open and closed), oldest first, with a header row and the
-        database's own columns (ISO times). Returns the number of trade rows written."""
+        database's own columns (ISO times). Returns the number of trade rows written.
+        `extra_header` columns are appended, filled from `extra[trade id]` (empty if absent)."""
         cur = self._conn.execute("SELECT * FROM trades ORDER BY id")
         header = [d[0] for d in cur.description]
+        blank = [None] * len(extra_header)
         count = 0
         with open(out, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(header)
+            writer.writerow(header + list(extra_header))
             for row in cur:   # csv writes None as an empty field and floats by repr
-                writer.writerow(row)
+                more = list((extra or {}).get(row[0], blank)) if extra_header else []
+                if len(more) != len(extra_header):
+                    raise StoreError(f"trade {row[0]}: {len(more)} extra values for "
+                                     f"{len(extra_header)} extra columns")
+                writer.writerow(list(row) + more)
                 count += 1
         return count
