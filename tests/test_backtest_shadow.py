@@ -15,7 +15,7 @@ from agent.backtest_shadow import (
     ShadowBook, ShadowSeries, ShadowTrade, backtest_pnl, backtest_trades, fib_reason, shadow_trade,
     tp_reason,
 )
-from agent.engine import exit_reason_fib, exit_reason_tp
+from agent.execution import exit_reason_fib, exit_reason_tp
 from agent.strategy import SellerExhaustionStrategy, StrategyParams
 from data.bar import Bar
 from data.replay_feed import load_replay

@@ -15,6 +15,7 @@ import pytest
 from agent.backtest_shadow import ShadowSeries, backtest_trades
 from agent.config import load_config
 from agent.engine import Engine
+from agent.session import replay_session
 from agent.shadow_compare import Cause, shadow_report
 from agent.shadow_review import Level, review_period
 from agent.strategy import StrategyParams
@@ -90,7 +91,7 @@ def test_shadow_of_the_engines_trades_names_exactly_the_known_divergences(tmp_pa
     csv_path = GOLDEN.parent / "ETHUSDT_15m.csv"
 
     async def run():
-        engine = Engine.for_replay(cfg, tmp_path, csv_path, speed=None)
+        engine = replay_session(cfg, tmp_path, csv_path, speed=None)
         await engine.start()
         await engine.wait_finished()
         trades, signals = engine.store.closed_trades(), engine.store.signals()

@@ -13,6 +13,7 @@ import pytest
 from agent.backtest_shadow import ShadowSeries, backtest_trades, shadow_trade
 from agent.cli import main
 from agent.engine import Engine
+from agent.session import replay_session
 from agent.shadow_compare import (
     SHADOW_EXPORT_COLUMNS, Cause, agent_exit_index, agent_r_multiple, compare_trade, export_row,
     shadow_report,
@@ -193,7 +194,7 @@ def replayed(tmp_path_factory, sample_csv):
     assert cfg == make_config(**ACTIVE)
 
     async def run() -> None:
-        engine = Engine.for_replay(cfg, data, sample_csv, speed=None)
+        engine = replay_session(cfg, data, sample_csv, speed=None)
         await engine.start()
         await engine.wait_finished()
         await engine.stop()
