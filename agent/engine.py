@@ -396,10 +396,15 @@ class Engine:
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None:
-            log.critical("the market data loop died: %s", exc, exc_info=exc)
+        if exc is None:
+            return
+        log.critical("%s died: %s", task.get_name(), exc, exc_info=exc)
+        try:
             if self._run.can(Trigger.FAIL):
-                self._transition_run(Trigger.FAIL, reason=f"market data loop died: {exc}")
+                self._transition_run(Trigger.FAIL, reason=f"{task.get_name()} died: {exc}")
+        except Exception:
+            log.exception("could not record the failure")
+        finally:
             self._finished.set()
 
     async def _consume(self) -> None:
@@ -580,7 +585,8 @@ class Engine:
         self._updates.append(update)
         if not self._drain_scheduled and self._booted:
             self._drain_scheduled = True
-            asyncio.get_running_loop().create_task(self._drain_reports())
+            task = asyncio.get_running_loop().create_task(self._drain_reports(), name="engine-reports")
+            task.add_done_callback(self._feed_done)
 
     async def _drain_reports(self) -> None:
         async with self._lock:

@@ -193,7 +193,10 @@ class Execution:
     def exit_legs(self, trade: TradeRecord) -> list[OrderRecord]:
         """Stop, then Fibonacci target, then take-profit: the backtest's order on one bar."""
         bp = self.config.backtest_params
-        group = self.orders.new_client_order_id(f"G{trade.id}")
+        attempt = 1                                  # a group is new when none of its legs exists
+        while any(self.store.get_order(f"ta-G{trade.id}-{attempt}-{leg}") for leg in ("stop", "fib", "tp")):
+            attempt += 1
+        group = f"ta-G{trade.id}-{attempt}"
         now = self.now_ms()
         legs: list[OrderRecord] = []
 
