@@ -226,11 +226,11 @@ class Execution:
             return
         results = await self.orders.submit_group(legs)
         for r in results:
+            await self.apply(r)
+        for r in results:
             if r.status == "rejected":
                 raise OrderUnresolved(f"exit order {r.client_order_id} was rejected: {r.reason}; "
                                       "the position has no protection at the venue")
-        for r in results:
-            await self.apply(r)
         log.info("exits resting at the venue for trade %s: %s", t.id,
                  ", ".join(f"{r.reason} {_fmt(r.limit_price or r.stop_price)}" for r in results))
 

@@ -111,8 +111,9 @@ class OrderManager:
         await asyncio.gather(*self._lookups, return_exceptions=True)
 
     def _rejected(self, order: OrderRecord, why: str) -> OrderRecord:
-        order.status, order.reason, order.updated_ts = "rejected", why, self.clock.now_ms()
-        self.store.update_order(order)
+        """The venue's refusal as a report. Not stored here: the caller applies it like any
+        other report, so its effect (a skipped signal, a failed exit) is stored with it."""
+        order = replace(order, status="rejected", reason=why, updated_ts=self.clock.now_ms())
         log.warning("order %s rejected: %s", order.client_order_id, why)
         return order
 

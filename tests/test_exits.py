@@ -1,0 +1,292 @@
+"""Exits on hand-built bars, through the real engine, strategy, paper venue and store.
+
+One signal is built by hand (tiny indicator windows, so a few bars decide it): the warm-up bars
+below make bar 6 the only signal, with a swing high of 110 over its low of 97. From it:
+    entry   = open of bar 7 (the entry bar) = 101
+    stop    = low - 0.5 * ATR(1) = 97 - 0.5 * 5 = 94.5
+    target  = 97 + (110 - 97) * 0.618 = 105.034
+    tp      = entry + reward_r * (entry - stop) = 101 + 2 * 6.5 = 114
+Each case appends bars after the signal and says which exit the agent must take, at what price
+and on which bar, following STRATEGY.md's intrabar order (gap through the stop at the open; stop
+before target before take-profit on one bar) and its documented differences (exits are watched
+from the entry bar on; a stop gapped through fills at the open, the market price there).
+Fees and slippage are zero so every price is exact.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from agent.clock import ReplayClock
+from agent.engine import Engine, EngineBusy
+from agent.events import EngineStateChanged, PositionOpened, ReplayFinished
+from agent.session import PaperRoutedSource, paper_venue, replay_session
+from agent.strategy import SellerExhaustionStrategy, StrategyParams
+from agent.venue import OrderRejected
+from data import market as mk
+from data.bar import Bar
+from data.replay_feed import ReplayFeed
+from data.sample import write_csv
+from persistence.store import Store
+
+from .conftest import make_config
+
+TF = 15 * 60_000
+T0 = 1_704_067_200_000                  # 2024-01-01T00:00:00Z
+
+# (open, high, low, close, volume): bar 6 is the one signal (volume spike, wide range, close
+# near its high, in a downtrend); bar 3's high of 110 is the swing high.
+WARMUP = [
+    (106, 107, 105, 106, 100), (106, 107, 105, 106, 100), (106, 108, 105, 107, 100),
+    (107, 110, 106, 106, 100), (106, 107, 104, 104, 100), (104, 104.5, 102, 102, 100),
+    (101, 101.5, 97, 101, 1000),
+]
+SIGNAL = 6
+ENTRY, STOP, TARGET, TP = 101.0, 94.5, 97 + 13 * 0.618, 114.0
+
+
+def bars(*after: tuple[float, float, float, float]) -> list[Bar]:
+    """The warm-up and signal bars, then `after` (open, high, low, close) from the entry bar on,
+    then quiet bars so nothing else happens."""
+    rows = list(WARMUP) + [(*b, 100) for b in after]
+    rows += [(rows[-1][3],) * 4 + (100,)] * 3
+    return [Bar(T0 + i * TF, *map(float, row)) for i, row in enumerate(rows)]
+
+
+def config(**backtest):
+    bp = {"fib_swing_lookback": 4, "fib_swing_lookahead": 1, "fib_target_level": 0.618,
+          "use_fib_exits": True, "use_stop_loss": True, "use_traditional_tp": True,
+          "use_time_exit": False, "atr_stop_mult": 0.5, "reward_r": 2.0, "max_hold": 96,
+          "fee_bp": 0.0, "slippage_bp": 0.0}
+    bp.update(backtest)
+    return make_config(
+        seller_params={"ema_fast": 1, "ema_slow": 3, "z_window": 3, "atr_window": 1,
+                       "vol_z": 0.5, "tr_z": 0.5, "cloc_min": 0.3},
+        backtest_params=bp,
+        risk_management={"slippage_tolerance_percent": 5.0})
+
+
+def test_the_hand_built_bars_give_one_signal_with_the_documented_levels():
+    strategy = SellerExhaustionStrategy(StrategyParams.from_config(config()))
+    decisions = [strategy.update(b) for b in bars((ENTRY, 102, 100, 101))]
+    assert [d.index for d in decisions if d.signal] == [SIGNAL]
+    d = decisions[SIGNAL]
+    assert d.fib.swing_high == 110 and d.fib.swing_low == 97
+    assert d.target_price == pytest.approx(TARGET) and d.risk_stop == pytest.approx(STOP)
+
+
+async def run(tmp_path: Path, series: list[Bar], cfg=None, venue_patch=None) -> Engine:
+    csv = tmp_path / "bars.csv"
+    write_csv(series, csv)
+    engine = replay_session(cfg or config(), tmp_path / "data", csv, speed=None)
+    if venue_patch is not None:
+        venue_patch(engine)
+    await engine.start()
+    await engine.wait_finished()
+    return engine
+
+
+def at(i: int) -> int:
+    return T0 + i * TF
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    after: tuple[tuple[float, float, float, float], ...]    # bars from the entry bar on
+    reason: str
+    price: float
+    exit_ts: int
+    backtest: dict | None = None
+
+
+CASES = [
+    Case("gap through the stop fills at the open", ((ENTRY, 102, 100, 101), (93, 95, 92, 94)),
+         "STOP_GAP", 93.0, at(8)),
+    Case("stop and target on one bar: the stop", ((ENTRY, 102, 100, 101), (100, 106, 94, 100)),
+         "STOP", STOP, at(8)),
+    Case("stop, target and take-profit on one bar: the stop", ((ENTRY, 102, 100, 101), (100, 120, 90, 100)),
+         "STOP", STOP, at(8)),
+    Case("target and take-profit on one bar: the target", ((ENTRY, 102, 100, 101), (101, 115, 100, 110)),
+         "FIB_61.8", TARGET, at(8)),
+    Case("a nearer take-profit and the target on one bar: still the target first",
+         ((ENTRY, 102, 100, 101), (101, 106, 100, 104)), "FIB_61.8", TARGET, at(8),
+         {"reward_r": 0.5}),
+    Case("a nearer take-profit alone", ((ENTRY, 102, 100, 101), (101, 104.5, 100, 104)),
+         "TP_0.5R", 101 + 0.5 * 6.5, at(8), {"reward_r": 0.5}),
+    Case("take-profit only (the stop only sizes it)",
+         ((ENTRY, 102, 100, 101), (101, 104, 100, 103), (103, 115, 102, 112)),
+         "TP_2.0R", TP, at(9), {"use_fib_exits": False}),
+    Case("take-profit with no stop: risk is 1% of the entry",
+         ((ENTRY, 102, 100, 101), (101, 103.5, 90, 103), (103, 115, 102, 112)),
+         "TP_2.0R", ENTRY + 2 * 0.01 * ENTRY, at(8), {"use_fib_exits": False, "use_stop_loss": False}),
+    Case("a gap up through the target fills at the limit", ((ENTRY, 102, 100, 101), (107, 108, 106, 107)),
+         "FIB_61.8", TARGET, at(8)),
+    Case("time exit at the close of the max_hold-th bar after the entry bar",
+         ((ENTRY, 102, 100, 101), (101, 102, 100, 101.5), (101.5, 102, 100, 100.5), (100, 101, 99, 100)),
+         "TIME", 100.5, at(9) + TF, {"use_time_exit": True, "max_hold": 2}),
+    Case("the target on the entry bar exits there (watched from the entry on)",
+         ((ENTRY, 106, 100, 104),), "FIB_61.8", TARGET, at(7)),
+    Case("the stop on the entry bar exits there at the stop, not as a gap",
+         ((ENTRY, 102, 94, 95), (95, 96, 94, 95)), "STOP", STOP, at(7)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+async def test_exit_table(tmp_path, case):
+    engine = await run(tmp_path, bars(*case.after), config(**(case.backtest or {})))
+    trades = engine.store.closed_trades()
+    orders = engine.store.orders_for_trade(trades[0].id) if trades else []
+    open_trade = engine.store.open_trade()
+    signals = engine.store.signals()
+    await engine.stop()
+    assert open_trade is None and len(trades) == 1, [(t.exit_reason, t.exit_price) for t in trades]
+    t = trades[0]
+    assert t.signal_ts == at(SIGNAL) and t.entry_ts == at(SIGNAL + 1)
+    assert t.entry_price == ENTRY and t.entry_reference == ENTRY
+    assert (t.exit_reason, t.exit_ts) == (case.reason, case.exit_ts)
+    assert t.exit_price == pytest.approx(case.price, abs=1e-9)
+    assert t.pnl == pytest.approx((t.exit_price - t.entry_price) * t.amount, abs=1e-9)
+    assert t.exit_ts >= t.entry_ts
+    assert [(s.bar_ts, s.action) for s in signals] == [(at(SIGNAL), "ENTERED")]
+    exits = [o for o in orders if o.purpose == "exit"]
+    assert sum(o.status == "filled" for o in exits) == 1, "exactly one exit filled"
+    assert all(o.status in ("filled", "canceled") for o in exits), "nothing left resting"
+    if case.reason == "TIME":
+        group = [o for o in exits if o.group_id is not None]
+        market = next(o for o in exits if o.type == "market")
+        assert group and all(o.status == "canceled" for o in group), "the group is canceled first"
+        assert all(o.updated_ts <= market.updated_ts for o in group)
+
+
+async def test_a_gap_through_the_stop_fills_at_the_open_minus_slippage(tmp_path):
+    engine = await run(tmp_path, bars((ENTRY, 102, 100, 101), (93, 95, 92, 94)),
+                       config(slippage_bp=10.0, fee_bp=5.0))
+    t = engine.store.closed_trades()[0]
+    await engine.stop()
+    assert t.exit_reason == "STOP_GAP" and t.exit_price == pytest.approx(93 * (1 - 0.001))
+    assert t.exit_fee == pytest.approx(t.exit_price * t.amount * 5e-4)
+    assert t.entry_price == pytest.approx(ENTRY * 1.001)
+
+
+async def test_an_entry_the_venue_refuses_skips_the_signal_and_keeps_running(tmp_path):
+    def refuse_entries(engine):
+        real = engine.venue.place
+
+        async def place(order):
+            if order.purpose == "entry":
+                raise OrderRejected("insufficient balance (test)")
+            return await real(order)
+
+        engine.venue.place = place
+
+    engine = await run(tmp_path, bars((ENTRY, 102, 100, 101), (101, 115, 100, 110)),
+                       venue_patch=refuse_entries)
+    signals = engine.store.signals()
+    orders = engine.store.unresolved_orders()
+    state = (engine.run_state, engine.position_state)
+    trades = engine.store.closed_trades() + ([engine.store.open_trade()] if engine.store.open_trade() else [])
+    await engine.stop()
+    assert trades == []
+    assert [(s.action, s.reason) for s in signals] == [
+        ("SKIPPED", "entry order rejected: insufficient balance (test)")]
+    assert orders == []
+    assert state == ("RUNNING", "MONITORING")
+
+
+async def test_a_failed_market_exit_keeps_the_position_protected_and_halts(tmp_path):
+    def refuse_market_sells(engine):
+        real = engine.venue.place
+
+        async def place(order):
+            if order.purpose == "exit" and order.type == "market":
+                raise OrderRejected("market closed (test)")
+            return await real(order)
+
+        engine.venue.place = place
+
+    engine = await run(tmp_path, bars((ENTRY, 102, 100, 101), (101, 102, 100, 101.5),
+                                      (101.5, 102, 100, 100.5)),
+                       config(use_time_exit=True, max_hold=2), venue_patch=refuse_market_sells)
+    t = engine.store.open_trade()
+    resting = await engine.venue.open_orders()
+    state, halt = engine.run_state, engine.halt_reason
+    await engine.stop()
+    assert t is not None and t.status == "open", "the position is still open"
+    assert state == "HALTED" and "market closed (test)" in halt and "still open" in halt
+    assert {(o.type, o.reason) for o in resting} == {("stop", "STOP"), ("limit", "FIB_61.8"),
+                                                     ("limit", "TP_2.0R")}, "protected again"
+    assert len({o.group_id for o in resting}) == 1
+
+
+async def test_the_signal_row_keeps_the_swing_high_when_no_ladder_forms(tmp_path):
+    # Every high of the Fibonacci window is 90, below the signal bar's low of 97: no levels, so
+    # no entry (PRD), but the row still says which swing high the rule found.
+    rows = [(89, 90, 88, 89, 100)] * 5 + [(90, 130, 90, 130, 100), (110, 110.5, 97, 105, 1000)]
+    rows += [(105, 105, 105, 105, 100)] * 3
+    series = [Bar(T0 + i * TF, *map(float, row)) for i, row in enumerate(rows)]
+    cfg = make_config(seller_params={"ema_fast": 1, "ema_slow": 3, "z_window": 3, "atr_window": 1,
+                                     "vol_z": 0.5, "tr_z": -5.0, "cloc_min": 0.3},
+                      backtest_params=config().backtest_params.model_dump())
+    strategy = SellerExhaustionStrategy(StrategyParams.from_config(cfg))
+    decisions = [strategy.update(b) for b in series]
+    assert [d.index for d in decisions if d.signal] == [SIGNAL]
+    assert decisions[SIGNAL].fib is None and decisions[SIGNAL].swing_high == 90.0
+    engine = await run(tmp_path, series, cfg)
+    signals = engine.store.signals()
+    await engine.stop()
+    assert [(r.action, r.fib_swing_high, r.fib_levels) for r in signals] == [("SKIPPED", 90.0, None)]
+    assert "swing high 90 not above the low 97" in signals[0].reason
+
+
+class ScriptedSource:
+    """A feed that plays given market events, then ends the way the test says."""
+
+    def __init__(self, events, venue, end):
+        self._events, self._venue, self._end = events, venue, end
+
+    async def events(self, resume_after_ts):
+        for event in self._events:
+            self._venue.on_market(event)
+            yield event
+            await asyncio.sleep(0)
+        if self._end == "raise":
+            raise ConnectionError("socket closed by peer")
+        if self._end is not None:
+            yield self._end
+
+
+def live_events(series: list[Bar]) -> list:
+    out: list = []
+    for b in series:
+        out += [mk.BarOpened(b.ts, b.open), mk.BarClosed(b, b.ts + TF)]
+    return out
+
+
+@pytest.mark.parametrize("end", [mk.FeedEnded("lost", "websocket dropped, reconnect failed"), None, "raise"],
+                         ids=["feed says lost", "feed stops without a word", "feed raises"])
+async def test_losing_the_feed_is_an_error_never_a_finished_replay(tmp_path, end):
+    cfg = config()
+    venue = paper_venue(cfg, tmp_path)
+    series = bars((ENTRY, 102, 100, 101), (101, 102, 100, 101))
+    engine = Engine(cfg, data_dir=tmp_path, source=ScriptedSource(live_events(series), venue, end),
+                    venue=venue, clock=ReplayClock())
+    events: list = []
+    engine.bus.subscribe(events.append)
+    await engine.start()
+    await engine.wait_finished()
+    status = engine.status()
+    open_trade = engine.store.open_trade()
+    resting = await venue.open_orders()
+    await engine.stop()
+    assert status.run_state == "ERROR"
+    assert not any(isinstance(e, ReplayFinished) for e in events)
+    errors = [e for e in events if isinstance(e, EngineStateChanged) and e.run_state == "ERROR"]
+    assert errors and errors[-1].reason and ("lost" in errors[-1].reason or "died" in errors[-1].reason)
+    assert open_trade is not None and len(resting) == 3, "the position keeps its exits at the venue"
+    if end is not None and end != "raise":
+        assert status.feed_state == "lost" and "websocket dropped" in errors[-1].reason
