@@ -501,6 +501,8 @@ class Engine:
                 and self.ex.held >= bp.max_hold and self._pos.state is PositionState.IN_POSITION):
             await self.ex.flatten("TIME", bar.close)
         await self._check_daily_loss()
+        while self._updates:                          # reports of those closes belong to this bar
+            await self.ex.apply(self._updates.popleft().order)
         # Everything durable for this bar happened above; what follows is redone identically if
         # a crash loses it, which is what makes resuming after the last committed bar exact.
         if self._trade is not None and self.ex.held is not None:

@@ -114,9 +114,11 @@ class Execution:
             log.warning("venue reported an order this agent never sent: %s (%s)",
                         order.client_order_id, order.status)
             return
-        if stored.status in FINAL and stored.status == order.status and \
-                stored.filled_amount == order.filled_amount:
-            return
+        if stored.status in FINAL and (order.status not in FINAL or (
+                stored.status == order.status and stored.filled_amount == order.filled_amount)):
+            return                                   # a repeat, or a stale report after the end
+        if order.filled_amount < stored.filled_amount:
+            return                                   # an older partial report than the one applied
         order = replace(order, trade_id=stored.trade_id, purpose=stored.purpose,
                         group_id=stored.group_id, reason=order.reason or stored.reason,
                         expected_price=order.expected_price if order.expected_price is not None

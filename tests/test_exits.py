@@ -80,6 +80,7 @@ def test_the_hand_built_bars_give_one_signal_with_the_documented_levels():
 
 
 async def run(tmp_path: Path, series: list[Bar], cfg=None, venue_patch=None) -> Engine:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     csv = tmp_path / "bars.csv"
     write_csv(series, csv)
     engine = replay_session(cfg or config(), tmp_path / "data", csv, speed=None)
@@ -290,3 +291,171 @@ async def test_losing_the_feed_is_an_error_never_a_finished_replay(tmp_path, end
     assert open_trade is not None and len(resting) == 3, "the position keeps its exits at the venue"
     if end is not None and end != "raise":
         assert status.feed_state == "lost" and "websocket dropped" in errors[-1].reason
+
+
+class Crash(Exception):
+    """Stands for the process dying inside a commit."""
+
+
+def kill(engine: Engine) -> None:
+    """What the OS leaves after the process dies: whatever was committed, nothing more."""
+    engine.store.close()
+    engine.venue.close_now()
+    engine._lock_file.release()
+
+
+def venue_orders(data_dir: Path) -> list[tuple[str, str, str]]:
+    import sqlite3
+    with sqlite3.connect(data_dir / "paper_venue.db") as con:
+        rows = [json.loads(r[0]) for r in con.execute("SELECT record FROM orders ORDER BY seq")]
+    return [(r["client_order_id"], r["purpose"], r["status"]) for r in rows]
+
+
+@pytest.mark.parametrize("fill", ["entry", "exit"])
+async def test_a_fill_the_agent_did_not_record_before_dying_is_recovered_at_start_up(tmp_path, fill):
+    """The venue filled the order, the agent died inside the commit that records it. At the
+    restart the order is looked up (never re-sent) and the fill applies with the venue's price
+    and time: the same trade as an uninterrupted run, and the signal ENTERED, not SKIPPED."""
+    series = bars((ENTRY, 102, 100, 101), (93, 95, 92, 94))
+    csv = tmp_path / "bars.csv"
+    write_csv(series, csv)
+    whole = await run(tmp_path / "whole", series)
+    expected = [replace(t, id=None) for t in whole.store.closed_trades()]
+    expected_signals = [(s.bar_ts, s.action, s.reason) for s in whole.store.signals()]
+    await whole.stop()
+    assert [(t.exit_reason, t.entry_ts, t.exit_ts) for t in expected] == [("STOP_GAP", at(7), at(8))]
+
+    data = tmp_path / "crashed"
+    engine = replay_session(config(), data, csv, speed=None)
+    filled = False
+    deliver = engine.venue._callback
+
+    def spy(update):
+        nonlocal filled
+        filled = filled or (update.order.purpose == fill and update.order.status == "filled")
+        deliver(update)
+
+    engine.venue.on_update(spy)
+    real_commit = engine.store.commit
+
+    def commit(durable=False):
+        if filled:
+            raise Crash("killed inside the commit that records the fill")
+        real_commit(durable)
+
+    engine.store.commit = commit
+    await engine.start()
+    await engine.wait_finished()
+    assert filled and engine.run_state == "ERROR"
+    kill(engine)
+
+    again = replay_session(config(), data, csv, speed=None)
+    sent_again: list[str] = []
+    real_place = again.venue.place
+
+    async def place(order):
+        sent_again.append(order.client_order_id)
+        return await real_place(order)
+
+    again.venue.place = place
+    await again.start()
+    await again.wait_finished()
+    got = [replace(t, id=None) for t in again.store.closed_trades()]
+    signals = [(s.bar_ts, s.action, s.reason) for s in again.store.signals()]
+    await again.stop()
+    assert got == expected
+    assert signals == expected_signals == [(at(SIGNAL), "ENTERED", "trade 1")]
+    entries = [o for o in venue_orders(data) if o[1] == "entry"]
+    assert len(entries) == 1, "the entry was sent once"
+    assert not any(cid.startswith("ta-E") for cid in sent_again)
+    if fill == "exit":
+        assert sent_again == [], "the filled exit's group was looked up, not re-sent"
+
+
+async def test_manual_close_during_a_restart_catch_up_waits_for_a_live_price(tmp_path):
+    """The issue's repro: a position restored at start-up, Manual Close while old bars replay.
+    It must never fill at a catch-up price nor store an exit before the entry."""
+    head = bars((ENTRY, 102, 100, 101), (101, 102, 100, 101.5))[:9]
+    tail = [Bar(at(9), 102.0, 103.0, 101.0, 102.5, 100.0)]
+    tail += [Bar(at(10 + i), 102.5, 102.5, 102.5, 102.5, 100.0) for i in range(3)]
+    first = await run(tmp_path, head)
+    assert first.store.open_trade() is not None
+    await first.stop()
+
+    csv = tmp_path / "all.csv"
+    write_csv(head + tail, csv)
+    engine = replay_session(config(), tmp_path / "data", csv, speed=None)
+    seen: list = []
+    source = engine.source
+    real_events = source.events
+
+    async def events(resume_after_ts):
+        async for event in real_events(resume_after_ts):
+            if not event.live and isinstance(event, mk.BarClosed) and event.bar.ts == at(2):
+                seen.append(engine.status().last_price)
+                await engine.manual_close()            # the operator clicks during catch-up
+                seen.append(engine.position_state)
+                with pytest.raises(EngineBusy):
+                    await engine.manual_close()        # a second click while it waits
+            yield event
+
+    source.events = events
+    await engine.start()
+    await engine.wait_finished()
+    trades = engine.store.closed_trades()
+    await engine.stop()
+    assert seen == [None, "EXITING"], "no live price during catch-up; the close waits for one"
+    assert len(trades) == 1
+    t = trades[0]
+    assert (t.exit_reason, t.exit_ts, t.exit_price) == ("MANUAL", at(9), 102.0), \
+        "filled at the first live price (bar 9's open), not at an old one"
+    assert t.exit_ts >= t.entry_ts
+
+
+@pytest.mark.parametrize("series_after", [
+    ((ENTRY, 102, 100, 101), (93, 95, 92, 94)),
+    ((ENTRY, 102, 100, 101), (101, 115, 100, 110)),
+    ((ENTRY, 102, 100, 101), (101, 102, 100, 101.5), (101.5, 102, 100, 100.5)),
+], ids=["stop gap", "target", "time exit"])
+async def test_fills_count_only_from_the_venue_update_stream_even_when_it_repeats_and_reorders(
+        tmp_path, series_after):
+    """An exchange acknowledges an order as open and reports its fill later on its stream, which
+    may repeat a report or deliver a stale one after the fill. The engine opens and closes
+    positions from the stream alone, and a stale report never reopens a filled order."""
+    series = bars(*series_after)
+    cfg = config(use_time_exit=True, max_hold=2)
+    expected_engine = await run(tmp_path / "direct", series, cfg)
+    expected = [replace(t, id=None) for t in expected_engine.store.closed_trades()]
+    await expected_engine.stop()
+
+    def acknowledge_only(engine):
+        venue = engine.venue
+        real_place, deliver = venue.place, venue._callback
+
+        async def place(order):
+            view = await real_place(order)
+            return replace(order, status="open", exchange_order_id=view.exchange_order_id)
+
+        def stream(update):
+            deliver(update)
+            deliver(update)                                    # repeated
+            if update.order.status == "filled":                # and a stale one after the fill
+                deliver(replace(update, order=replace(update.order, status="open", filled_amount=0.0,
+                                                      fill_price=None, fee=0.0)))
+
+        venue.place = place
+        venue.on_update(stream)
+
+    engine = await run(tmp_path / "stream", series, cfg, venue_patch=acknowledge_only)
+    got = [replace(t, id=None) for t in engine.store.closed_trades()]
+    left = engine.store.unresolved_orders()
+    await engine.stop()
+    assert len(got) == len(expected) == 1
+    diff = {k: (v, vars_of(expected[0])[k]) for k, v in vars_of(got[0]).items() if vars_of(expected[0])[k] != v}
+    assert diff == {}
+    assert left == [], "a stale report after a fill does not reopen the order"
+
+
+def vars_of(record) -> dict:
+    from dataclasses import asdict
+    return asdict(record)
