@@ -132,7 +132,7 @@ class Engine:
         self._booted = False
         self._apply_config(config)
         self.acct = Accounting(config.exchange.paper_initial_balance)
-        self.orders = OrderManager(self.store, venue, clock, commit=self._flush,
+        self.orders = OrderManager(self.store, venue, clock, commit=self._commit_quietly,
                                    deliver=self._deliver, on_unresolved=self._unresolved)
         self.ex = Execution(config, self.store, self.orders, self.acct, self._pos,
                             Outbox(lambda e: self._outbox.append(e), self._changed, self._flush),
@@ -152,6 +152,7 @@ class Engine:
         self._bars_this_run = 0
         self._last_commit = time.monotonic()
         self._live_seen = False
+        self._last_balance: tuple[float, float, float, float] | None = None   # last BalanceChanged
 
     def _apply_config(self, config: AgentConfig) -> None:
         self.config = config
@@ -409,11 +410,19 @@ class Engine:
 
     async def _consume(self) -> None:
         self._feed_state = "catching up"
+        lock, feed_ended, bar_closed = self._lock, mk.FeedEnded, mk.BarClosed
         async for event in self.source.events(self._durable_bar_ts):
-            if isinstance(event, mk.FeedEnded):
+            kind = type(event)
+            if kind is feed_ended:
                 await self._feed_ended(event)
                 return
-            async with self._lock:
+            if not event.live:
+                # Catch-up: indicators only. Nothing durable, nothing a command shares, no await:
+                # no lock and no commit, so a restart reaches the live part at full speed.
+                if kind is bar_closed:
+                    self._warm(event.bar)
+                continue
+            async with lock:
                 try:
                     await self._on_market(event)
                 except (IllegalTransition, OrderUnresolved, TradeInvariantBroken) as exc:
@@ -437,15 +446,15 @@ class Engine:
         self._finished.set()
 
     async def _on_market(self, event: mk.MarketEvent) -> None:
-        if not event.live:
-            if isinstance(event, mk.BarClosed):
-                self._warm(event.bar)
-            return
-        if isinstance(event, mk.BarClosed) and self._durable_bar_ts is not None \
-                and event.bar.ts <= self._durable_bar_ts:
-            self._warm(event.bar)                     # already done before a restart
-            return
-        self.clock.observe(event.ts if not isinstance(event, mk.BarClosed) else event.bar.ts)
+        """One live market event (the caller holds the lock)."""
+        kind = type(event)
+        if kind is mk.BarClosed:
+            if self._durable_bar_ts is not None and event.bar.ts <= self._durable_bar_ts:
+                self._warm(event.bar)                 # already done before a restart
+                return
+            self.clock.observe(event.bar.ts)
+        else:
+            self.clock.observe(event.ts)
         if not self._live_seen:
             self._live_seen = True
             self._feed_state = "live"
@@ -453,16 +462,18 @@ class Engine:
                 self.ex.transition(Trigger.WARMED_UP)   # history replayed; decisions count now
                 if self.ex.pending is not None:
                     self.ex.transition(Trigger.SIGNAL)  # a signal restored from the store
-        if isinstance(event, mk.BarOpened):
+        if kind is mk.BarOpened:
             await self._on_bar_open(event)
+        elif kind is mk.BarClosed:
+            if self._updates or self._deferred:
+                await self._apply_reports(event.bar.ts)
+            await self._on_bar_close(event)
         else:
-            await self._apply_reports(event.ts if isinstance(event, mk.PriceUpdate) else event.bar.ts)
-            if isinstance(event, mk.PriceUpdate):
-                self.acct.mark(event.price)
-                self._outbox.append(PriceTick(event.ts, event.price))
-                await self._check_daily_loss()
-            else:
-                await self._on_bar_close(event)
+            if self._updates or self._deferred:
+                await self._apply_reports(event.ts)
+            self.acct.mark(event.price)
+            self._outbox.append(PriceTick(event.ts, event.price))
+            await self._check_daily_loss()
         if self._state_changed or time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
             self._flush()
 
@@ -478,8 +489,9 @@ class Engine:
         t = self._trade
         if t is not None:
             self.ex.held = t.bars_held + (1 if t.entry_ts < event.ts else 0)
-        await self._apply_reports(event.ts)
-        self.acct.mark(event.price)
+        if self._updates or self._deferred:
+            await self._apply_reports(event.ts)
+        self.acct.live_price = event.price
         p = self.ex.pending
         if p is not None and self._pos.state is PositionState.SIGNAL:
             if self._trade is not None:
@@ -490,37 +502,41 @@ class Engine:
                 await self._enter(p, event.price)
 
     async def _on_bar_close(self, event: mk.BarClosed) -> None:
-        bar = event.bar
-        self.clock.observe(event.close_ts)
-        self.acct.mark(bar.close)
-        t = self._trade
-        bp = self.config.backtest_params
-        if t is not None and self.ex.held is None:     # a position restored mid-bar
-            self.ex.held = t.bars_held + (1 if t.entry_ts < bar.ts else 0)
-        if (t is not None and bp.use_time_exit and self.ex.held is not None
-                and self.ex.held >= bp.max_hold and self._pos.state is PositionState.IN_POSITION):
-            await self.ex.flatten("TIME", bar.close)
-        await self._check_daily_loss()
+        bar, close_ts, a = event.bar, event.close_ts, self.acct
+        self.clock.observe(close_ts)
+        a.live_price = bar.close
+        t = a.trade
+        if t is not None:
+            bp = self.config.backtest_params
+            if self.ex.held is None:                  # a position restored mid-bar
+                self.ex.held = t.bars_held + (1 if t.entry_ts < bar.ts else 0)
+            if (bp.use_time_exit and self.ex.held >= bp.max_hold
+                    and self._pos.state is PositionState.IN_POSITION):
+                await self.ex.flatten("TIME", bar.close)
+            await self._check_daily_loss()
         while self._updates:                          # reports of those closes belong to this bar
             await self.ex.apply(self._updates.popleft().order)
         # Everything durable for this bar happened above; what follows is redone identically if
         # a crash loses it, which is what makes resuming after the last committed bar exact.
-        if self._trade is not None and self.ex.held is not None:
-            self._trade.bars_held = self.ex.held
+        if a.trade is not None and self.ex.held is not None:
+            a.trade.bars_held = self.ex.held
         self.ex.held = None
         decision = self.strategy.update(bar)
         self._history.append(decision)
         self._last_seen_ts = bar.ts
         if decision.signal:
             self._on_signal(decision)
-        if self.acct.last_snapshot_ts is None or event.close_ts - self.acct.last_snapshot_ts >= SNAPSHOT_EVERY_MS:
-            self.store.insert_snapshot(self.acct.snapshot(event.close_ts))
+        if a.last_snapshot_ts is None or close_ts - a.last_snapshot_ts >= SNAPSHOT_EVERY_MS:
+            self.store.insert_snapshot(a.snapshot(close_ts))
         self._durable_bar_ts = bar.ts
         self._bars_this_run += 1
-        a = self.acct
-        self._outbox.append(BarClosed(bar, decision))
-        self._outbox.append(PriceTick(event.close_ts, bar.close))
-        self._outbox.append(BalanceChanged(event.close_ts, a.balance, a.equity(), a.day_pnl(), a.unrealized()))
+        out = self._outbox
+        out.append(BarClosed(bar, decision))
+        out.append(PriceTick(close_ts, bar.close))
+        balance = (a.balance, a.equity(), a.day_pnl(), a.unrealized())
+        if balance != self._last_balance:             # flat, nothing moves: nothing to say
+            self._last_balance = balance
+            out.append(BalanceChanged(close_ts, *balance))
 
     async def _check_daily_loss(self) -> None:
         if (self._trade is None or self.risk is None or self.acct.day is None
@@ -631,7 +647,12 @@ class Engine:
     def _changed(self) -> None:
         self._state_changed = True
 
-    def _flush(self, durable: bool = False, force_state: bool = False) -> None:
+    def _commit_quietly(self, durable: bool = False) -> None:
+        """An order row made durable before it is sent: committed with everything before it,
+        its events published by the commit that records the venue's answer."""
+        self._flush(durable=durable, publish=False)
+
+    def _flush(self, durable: bool = False, force_state: bool = False, publish: bool = True) -> None:
         """Commit, then publish what the commit made true (invariant 3). Every commit records
         the last bar whose work is complete: a restart resumes after it, and any partial work of
         the next bar that rode along is idempotent to redo."""
@@ -644,12 +665,16 @@ class Engine:
                 self.store.update_trade(self._trade)  # bars_held, as of that bar
         self.store.commit(durable=durable)
         self._last_commit = time.monotonic()
+        if not publish:
+            return
         events, self._outbox = self._outbox, []
         if self._state_changed or force_state:
             self._state_changed = False
-            events.append(EngineStateChanged(self.run_state, self.position_state,
-                                             self._state_reason or self.halt_reason,
-                                             self.clock.now_ms()))
+            # First: state.json (the first subscriber) is rewritten before any event of this
+            # commit is heard of, so every event describes what state.json already says.
+            events.insert(0, EngineStateChanged(self.run_state, self.position_state,
+                                                self._state_reason or self.halt_reason,
+                                                self.clock.now_ms()))
             self._state_reason = None
         for event in events:
             self.bus.publish(event)

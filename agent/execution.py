@@ -132,13 +132,15 @@ class Execution:
         elif order.group_id is None and order.status in ("canceled", "rejected"):
             await self._exit_failed(order)
         else:
-            self.out.commit(durable=True)
+            # An acknowledgement or a leg canceled by its group: no position changed, and a
+            # restart looks the order up anyway, so a plain commit (no fsync) is enough.
+            self.out.commit()
 
     async def _entry_report(self, order: OrderRecord) -> None:
         p = self.pending
         final = order.status in FINAL
         if not final or self.acct.trade is not None:
-            self.out.commit(durable=True)
+            self.out.commit()                        # an acknowledgement or a repeat
             return
         if order.filled_amount > 0:                  # filled, or canceled after a partial fill
             trade = self._open_trade(order, p)
@@ -271,7 +273,7 @@ class Execution:
     async def _exit_filled(self, order: OrderRecord) -> None:
         t = self.acct.trade
         if t is None or t.id != order.trade_id:
-            self.out.commit(durable=True)
+            self.out.commit()                        # a repeat: the trade is already closed
             return
         reason = order.reason or "EXIT"
         reference = order.expected_price

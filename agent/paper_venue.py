@@ -131,12 +131,14 @@ class PaperVenue:
 
     async def place(self, order: OrderRecord) -> OrderRecord:
         self._accept(order)
-        self._save(order)
         if order.type == "market" and self._price is not None:
-            self._fill(order.client_order_id, self._market_price(order.side, self._price))
+            self._fill(order.client_order_id, self._market_price(order.side, self._price))  # saves
         elif order.type == "market":
+            self._save(order)
             log.warning("paper venue: market %s of %.8g waits for the first live price",
                         order.side, order.amount)
+        else:
+            self._save(order)
         return replace(self._orders[order.client_order_id].order)
 
     async def place_exit_group(self, legs: list[OrderRecord]) -> list[OrderRecord]:
@@ -180,20 +182,28 @@ class PaperVenue:
     def on_market(self, event: MarketEvent) -> None:
         """Match resting orders against a live market event. Catch-up events and events this
         venue already processed before a restart change nothing."""
-        key = event_key(event)
-        if key is None or not getattr(event, "live", False) or key <= self._cursor:
+        kind = type(event)
+        if kind is BarOpened:
+            key: Key = (event.ts, 0)
+        elif kind is BarClosed:
+            key = (event.close_ts, -1)
+        elif kind is PriceUpdate:
+            key = (event.ts, 1)
+        else:
+            return
+        if not event.live or key <= self._cursor:
             return
         self._cursor = key
-        if isinstance(event, BarOpened):
-            self._now, self._price = event.ts, event.price
-            self._match_price(event.ts, event.price, key, gap=True)
-        elif isinstance(event, PriceUpdate):
-            self._now, self._price = event.ts, event.price
-            self._match_price(event.ts, event.price, key, gap=False)
-        elif isinstance(event, BarClosed):
-            self._match_range(event, key)
+        if kind is BarClosed:
+            if self._resting:
+                self._match_range(event, key)
             self._now, self._price = event.close_ts, event.bar.close
-            self._fill_waiting_market_orders()
+            if self._resting:
+                self._fill_waiting_market_orders()
+        else:
+            self._now, self._price = event.ts, event.price
+            if self._resting:
+                self._match_price(event.ts, event.price, key, gap=kind is BarOpened)
 
     def _match_price(self, ts: int, price: float, key: Key, gap: bool) -> None:
         for cid in list(self._resting):

@@ -159,7 +159,10 @@ class ReplayFeed:
         for bar in self._bars:
             live = resume_after_ts is None or bar.ts > resume_after_ts
             if live:
-                due = await self._wait_turn(loop, due)
+                if self._speed is None and not self._paused:
+                    due = None                 # as fast as possible: nothing to wait for
+                else:
+                    due = await self._wait_turn(loop, due)
             since_yield += 1
             if since_yield >= YIELD_EVERY_BARS:
                 await asyncio.sleep(0)
