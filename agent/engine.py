@@ -31,6 +31,7 @@ from typing import Protocol
 from agent.accounting import Accounting, Checkpoint, PendingEntry
 from agent.clock import Clock
 from agent.config import AgentConfig, config_warnings, load_config, summarize
+from agent.data_folder import check_config_fits_folder
 from agent.events import (BalanceChanged, BarClosed, EngineStateChanged, EventBus, OrderChanged,
                           PriceTick, ReplayFinished)
 from agent.execution import Execution, Outbox, TradeInvariantBroken, signal_record
@@ -296,6 +297,7 @@ class Engine:
         if self._trade is not None:
             raise EngineBusy("close the open position before importing a config")
         cfg = load_config(path)
+        check_config_fits_folder(self.store, cfg, self.venue.mode)   # one pair/timeframe/mode per folder
         await self._stop_feed()                     # a halted engine still follows the market
         async with self._lock:
             changed_market = (cfg.timeframe != self.config.timeframe

@@ -723,19 +723,27 @@ class Store:
         one this ledger belongs to. On first use the folder is claimed for `wanted`, durably;
         a ledger that already holds history but no identity (written before schema 3) is
         judged against `legacy` (what its state.json says) and its trades' pair and mode.
+        A folder that never recorded anything may be claimed again for another market.
         Returns True when this call claimed the folder."""
-        stored = self.identity()
-        if stored is None and self.has_history():
+        claimed = self.identity()
+        history = self.has_history()
+        stored = claimed
+        if stored is None and history:
             stored = legacy or self._identity_from_trades(wanted.timeframe)
-        if stored is not None and stored != wanted:
-            raise DataFolderMismatch(self.path.parent, stored, wanted)
-        if self.identity() is not None:
+        if stored == wanted and claimed is not None:
             return False
+        if stored is not None and stored != wanted and history:
+            raise DataFolderMismatch(self.path.parent, stored, wanted)
         if self.read_only:
             return False
+        # First use, or a claimed folder that never recorded anything (claiming it again for
+        # another market loses nothing).
         self._conn.execute("INSERT INTO identity (id, pair, timeframe, mode, claimed_at) "
-                           "VALUES (1, ?, ?, ?, ?)", (wanted.pair, wanted.timeframe, wanted.mode,
-                                                      iso_from_ms(self._wall_clock_ms())))
+                           "VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET pair = excluded.pair, "
+                           "timeframe = excluded.timeframe, mode = excluded.mode, "
+                           "claimed_at = excluded.claimed_at",
+                           (wanted.pair, wanted.timeframe, wanted.mode,
+                            iso_from_ms(self._wall_clock_ms())))
         self.commit(durable=True)
         log.info("data folder %s now belongs to %s", self.path.parent, wanted)
         return True

@@ -683,6 +683,8 @@ def test_a_folder_is_claimed_on_first_use_and_refuses_another_pair_timeframe_or_
     s = Store(db_path)
     assert s.check_identity(BTC) is True
     assert s.check_identity(BTC) is False
+    s.insert_trade(make_trade())
+    s.commit()
     for other in (DataFolderIdentity("ETH/USDT", "15m", "paper"),
                   DataFolderIdentity("BTC/USDT", "1h", "paper"),
                   DataFolderIdentity("BTC/USDT", "15m", "live")):
@@ -693,6 +695,15 @@ def test_a_folder_is_claimed_on_first_use_and_refuses_another_pair_timeframe_or_
     reopened = Store(db_path)
     assert reopened.identity() == BTC, "the claim is durable"
     reopened.close()
+
+
+def test_a_claimed_folder_that_recorded_nothing_can_be_claimed_for_another_market(db_path: Path) -> None:
+    s = Store(db_path)
+    s.check_identity(BTC)
+    eth = DataFolderIdentity("ETH/USDT", "15m", "paper")
+    assert s.check_identity(eth) is True
+    assert s.identity() == eth
+    s.close()
 
 
 def test_a_pre_schema_3_ledger_is_judged_by_its_trades(db_path: Path) -> None:
