@@ -141,6 +141,8 @@ def _commands_epilog() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.umask(0o077)           # every file this process creates is the operator's alone
+    if not logging.getLogger().handlers:     # commands without a log: no "last resort" echo
+        logging.getLogger().addHandler(logging.NullHandler())
     try:
         return _dispatch(argv)
     except BrokenPipeError:
@@ -153,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:      # noqa: BLE001 - the one place every error becomes one line
         code, line = classify(exc)
-        if code == EXIT_FAILED:
-            log.error("%s", line, exc_info=exc)
+        log.error("%s", line, exc_info=exc if code == EXIT_FAILED else None,
+                  extra={"file_only": True})
         print(line, file=sys.stderr)
         return code
 

@@ -57,6 +57,12 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
 
+def _not_file_only(record: logging.LogRecord) -> bool:
+    """Records logged with extra={"file_only": True} (an error the CLI already reports on the
+    console in its own one line) go to the log files only."""
+    return not getattr(record, "file_only", False)
+
+
 def setup_logging(log_dir: Path | None, level: str = "INFO", console: bool = True) -> None:
     """Idempotent: replaces the handlers this function installed before."""
     import time
@@ -71,6 +77,7 @@ def setup_logging(log_dir: Path | None, level: str = "INFO", console: bool = Tru
         stream = logging.StreamHandler(sys.stderr)
         stream.setLevel(level.upper())
         stream.setFormatter(RedactingFormatter(HUMAN_FORMAT, "%H:%M:%S"))
+        stream.addFilter(_not_file_only)
         handlers.append(stream)
     if log_dir is not None:
         if not log_dir.is_dir():

@@ -480,8 +480,10 @@ class Store:
 
     def _check_integrity(self) -> None:
         rows = self._conn.execute("PRAGMA quick_check").fetchall()
-        problems = [r[0] for r in rows if r[0] != "ok"]
-        if problems:
+        problems = [line for r in rows if r[0] != "ok" for line in str(r[0]).splitlines()
+                    if line.strip() and not line.startswith("*** in database")]
+        if any(r[0] != "ok" for r in rows):
+            problems = problems or ["not ok"]
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
             raise self._corrupt(f"integrity check: {problems[0]}{more}")
 
@@ -494,9 +496,7 @@ class Store:
                 moved = set_aside(self.path)
             except OSError as exc:
                 problem += f"; could not set it aside: {exc}"
-        error = StoreCorrupt(self.path, problem, moved)
-        log.error("%s", error)
-        return error
+        return StoreCorrupt(self.path, problem, moved)   # logged once, by whoever handles it
 
     def _refuse_newer(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
