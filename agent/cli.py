@@ -366,10 +366,9 @@ def _resolve_config(args: argparse.Namespace, data_dir: Path | None, demo: bool)
     if args.config is not None:
         return load_config(args.config)
     if data_dir is not None and (data_dir / "config.json").is_file():
-        log.info("config: %s (the data folder's imported config)", data_dir / "config.json")
         return load_config(data_dir / "config.json")
-    log.warning("no --config given: using the built-in EXAMPLE config (agent/default_config.json); "
-                "pass --config PATH for your exported one")
+    args.config_note = ("no --config given: using the built-in EXAMPLE config "
+                        "(agent/default_config.json); pass --config PATH for your exported one")
     return default_config()
 
 
@@ -418,6 +417,8 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
                         config.exchange.trading_pair, config.timeframe, mode)
         else:
             log.info("data folder: %s", data_dir)
+        if getattr(args, "config_note", None):
+            log.warning("%s", args.config_note)
         for warning in _run_warnings(config, mode):
             log.warning("config: %s", warning)
         csv_path = _write_demo_sample(data_dir) if demo else args.replay

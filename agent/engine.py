@@ -356,6 +356,7 @@ class Engine:
         self.ex.pending = cp.pending
         last_snapshot = self.store.last_snapshot()
         self.acct.last_snapshot_ts = last_snapshot.ts if last_snapshot else None
+        self.acct.last_mark = last_snapshot.price if last_snapshot else None
         self.acct.trade = self.store.open_trade()
         self._pos.force(PositionState.INITIALIZING)
         self._booted = True                           # memory now holds what the store says

@@ -192,3 +192,210 @@ def test_a_pre_schema_3_folder_is_judged_by_its_state_json(traded, tmp_path, sam
     eth = write_config(tmp_path / "eth.json", exchange={"trading_pair": "ETH/USDT", "base_currency": "ETH"})
     result = replay(data, sample_csv, config=eth)
     assert result.returncode == 3 and "BTC/USDT" in one_line(result)
+
+
+# ----- 4. an older CSV replayed into a folder changes nothing -------------------------------
+
+def test_replaying_an_older_csv_into_a_folder_does_not_change_equity(traded, tmp_path, sample_csv):
+    data = copy_folder(traded, tmp_path / "d")
+    lines = sample_csv.read_text().splitlines()
+    older = tmp_path / "older.csv"
+    older.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    before = json.loads((data / "state.json").read_text())
+    result = replay(data, older)
+    assert result.returncode == 0, result.stderr[-2000:]
+    after = json.loads((data / "state.json").read_text())
+    for key in ("balance", "equity", "last_bar", "open_position"):
+        assert after[key] == before[key], key
+
+
+# ----- 5. start-up failures end the run at once ---------------------------------------------
+
+def test_state_json_that_is_a_folder_fails_the_start_at_once_with_exit_1(traded, tmp_path, sample_csv):
+    data = copy_folder(traded, tmp_path / "d")
+    (data / "state.json").unlink()
+    (data / "state.json").mkdir()
+    result = replay(data, sample_csv)
+    assert result.returncode == 1
+    assert "state.json" in one_line(result)
+
+
+def test_an_engine_that_fails_to_start_ends_the_headless_run_with_exit_1(tmp_path, sample_csv):
+    import asyncio
+
+    from agent import cli
+    from agent.session import replay_session
+    from tests.conftest import make_config
+
+    def make_engine():
+        engine = replay_session(make_config(), tmp_path / "d", sample_csv, None)
+
+        async def broken_rules():
+            raise RuntimeError("venue unreachable")
+        engine.venue.market_rules = broken_rules
+        return engine
+
+    code = asyncio.run(asyncio.wait_for(cli._headless(make_engine), timeout=30))
+    assert code == 1
+
+
+def test_a_run_that_ends_halted_exits_3_and_its_summary_matches_state_json(traded, tmp_path, sample_csv):
+    data = copy_folder(traded, tmp_path / "d")
+    (data / "state.json").write_text("{ truncated")            # set aside, halts until cleared
+    result = run("--data-dir", str(data), "--no-gui", "--replay", str(sample_csv), "--speed", "max")
+    assert result.returncode == 3, result.stderr[-2000:]
+    state = json.loads((data / "state.json").read_text())
+    assert state["run_state"] == "HALTED"
+    assert "done: HALTED" in result.stderr
+    cleared = run("clear-halt", "--data-dir", str(data))
+    assert cleared.returncode == 0 and "halt cleared" in cleared.stdout, cleared.stderr
+    state = json.loads((data / "state.json").read_text())
+    assert state["run_state"] == "STOPPED" and state["halt_reason"] is None
+    status = run("status", "--data-dir", str(data))
+    assert "halted: no" in status.stdout
+    again = replay(data, sample_csv)
+    assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_a_finished_run_says_stopped_like_state_json(tmp_path, sample_csv):
+    data = tmp_path / "d"
+    result = run("--data-dir", str(data), "--no-gui", "--replay", str(sample_csv), "--speed", "max")
+    assert result.returncode == 0
+    assert "done: STOPPED" in result.stderr
+    assert json.loads((data / "state.json").read_text())["run_state"] == "STOPPED"
+    assert "new data folder" in result.stderr
+
+
+# ----- one line, right exit code ------------------------------------------------------------
+
+def test_a_data_dir_that_is_a_regular_file_is_one_line_exit_2(tmp_path, sample_csv):
+    f = tmp_path / "file"
+    f.write_text("x")
+    result = replay(f, sample_csv)
+    assert result.returncode == 2 and "is a file" in one_line(result)
+
+
+def test_a_data_dir_under_a_file_is_one_line_exit_2_and_creates_nothing(tmp_path, sample_csv):
+    f = tmp_path / "file"
+    f.write_text("x")
+    result = replay(f / "sub", sample_csv)
+    assert result.returncode == 2
+    one_line(result)
+    assert f.read_text() == "x"
+
+
+@pytest.mark.skipif(AS_ROOT, reason="root ignores directory permissions")
+def test_a_read_only_data_folder_refuses_a_run_but_status_and_export_work(traded, tmp_path, sample_csv):
+    data = copy_folder(traded, tmp_path / "d")
+    for f in data.iterdir():
+        if f.name.endswith(("-wal", "-shm")):
+            f.unlink()
+    os.chmod(data, 0o500)
+    try:
+        result = replay(data, sample_csv)
+        assert result.returncode == 2 and "not writable" in one_line(result)
+        assert run("status", "--data-dir", str(data)).returncode == 0
+        out = tmp_path / "out.csv"
+        assert run("export-trades", "--data-dir", str(data), "--csv", str(out)).returncode == 0
+        cleared = run("clear-halt", "--data-dir", str(data))
+        assert cleared.returncode == 3
+        one_line(cleared)
+    finally:
+        os.chmod(data, 0o700)
+
+
+def test_clear_halt_on_a_folder_it_cannot_write_is_one_line_exit_3(traded, tmp_path, monkeypatch, capsys):
+    from agent import cli
+    from persistence import paths
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self.path))
+    monkeypatch.setattr(paths.DataDirLock, "acquire", denied)
+    assert cli.main(["clear-halt", "--data-dir", str(traded)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "read-only" in err[0]
+
+
+@pytest.mark.parametrize("speed", ["inf", "nan", "-1", "=-inf"])
+def test_a_bad_speed_is_one_line_exit_2_and_creates_no_folder(tmp_path, sample_csv, speed):
+    args = ("--speed" + speed,) if speed.startswith("=") else ("--speed", speed)
+    result = replay(tmp_path / "d", sample_csv, *args)
+    assert result.returncode == 2 and "--speed" in one_line(result)
+    assert not (tmp_path / "d").exists()
+
+
+def test_refused_runs_create_no_data_folder(tmp_path, sample_csv):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert replay(tmp_path / "a", sample_csv, config=bad).returncode == 2
+    live = run("--data-dir", str(tmp_path / "b"), "--no-gui")
+    assert live.returncode == 2 and "not supported yet" in one_line(live)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_validate_config_into_a_closed_pipe_prints_no_traceback(tmp_path):
+    shell = f"{sys.executable} -m agent validate-config {ROOT / 'config.json'} | head -1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", shell], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.startswith("valid:")
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+    assert result.returncode == 0
+
+
+def test_help_lists_the_commands_and_an_unknown_one_is_named(tmp_path):
+    help_text = run("--help").stdout
+    for name in ("demo", "validate-config", "export-trades", "status", "clear-halt"):
+        assert name in help_text
+    unknown = run("exprot-trades")
+    assert unknown.returncode == 2
+    line = one_line(unknown)
+    assert "unknown command 'exprot-trades'" in line and "export-trades" in line
+
+
+# ----- floods, leftovers, permissions -------------------------------------------------------
+
+def test_a_csv_of_mostly_garbage_is_refused_with_a_few_lines_and_counts(tmp_path, sample_csv):
+    lines = sample_csv.read_text().splitlines()
+    flood = tmp_path / "flood.csv"
+    garbage = "\n".join(f"garbage{i},x,y,z,w,v" for i in range(100_000))
+    flood.write_text("\n".join(lines[:50]) + "\n" + garbage + "\n")
+    assert flood.stat().st_size > 1_000_000
+    result = run("--data-dir", str(tmp_path / "d"), "--no-gui", "--replay", str(flood), "--speed", "max")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "most of the file is bad" in result.stderr
+    log_text = (tmp_path / "d" / "logs" / "agent.log").read_text()
+    assert log_text.count("rejected:") <= 5
+    assert "100000 rows rejected in all" in log_text
+    assert len(result.stderr.splitlines()) < 20
+
+
+def test_demo_removes_its_temporary_folder(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    result = run("demo", "--no-gui", "--speed", "max", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_data_folder_is_owner_only(tmp_path, sample_csv):
+    data = tmp_path / "d"
+    assert replay(data, sample_csv).returncode == 0
+    assert data.stat().st_mode & 0o777 == 0o700
+    for name in ("trades.db", "state.json", "agent.lock", "logs/agent.log", "logs/agent.jsonl"):
+        assert (data / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_no_display_is_one_line_suggesting_no_gui(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = run("demo", "--data-dir", str(tmp_path / "d"), env=env)
+    assert result.returncode == 2 and "--no-gui" in one_line(result)
+    assert not (tmp_path / "d").exists()
+
+
+def test_missing_xcb_libraries_are_named_as_packages():
+    from ui.app import gui_unavailable_reason
+
+    reason = gui_unavailable_reason({"DISPLAY": ":0"}, lambda lib: None if lib == "xcb-cursor" else "x")
+    assert "libxcb-cursor0" in reason and "apt" in reason
+    assert gui_unavailable_reason({"DISPLAY": ":0"}, lambda lib: "x") is None
+    assert gui_unavailable_reason({"QT_QPA_PLATFORM": "offscreen"}) is None
