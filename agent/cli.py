@@ -148,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`validate-config CFG | head -1`): not an error of ours. Point
         # stdout at /dev/null so the interpreter's final flush cannot raise again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):   # stdout is not a real file
+            pass
         return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK

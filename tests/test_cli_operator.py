@@ -342,6 +342,21 @@ def test_validate_config_into_a_closed_pipe_prints_no_traceback(tmp_path):
     assert result.returncode == 0
 
 
+def test_a_reader_that_closes_the_pipe_is_not_an_error(monkeypatch, capsys):
+    from agent import cli
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["validate-config", str(ROOT / "config.json")]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_help_lists_the_commands_and_an_unknown_one_is_named(tmp_path):
     help_text = run("--help").stdout
     for name in ("demo", "validate-config", "export-trades", "status", "clear-halt"):
