@@ -86,6 +86,10 @@ class Accounting:
     day: DayState | None = None
     live_price: float | None = None        # the latest price from the LIVE part of the feed
     last_snapshot_ts: int | None = field(default=None)
+    # The mark on record when the engine last stopped: it values the position after a restart
+    # until the first live price (so a restart, or an older file replayed into the folder,
+    # does not move equity), and is never a price to trade at.
+    last_mark: float | None = None
 
     def mark(self, price: float) -> None:
         self.live_price = price
@@ -94,7 +98,8 @@ class Accounting:
         t = self.trade
         if t is None:
             return 0.0
-        return t.amount * (self.live_price if self.live_price is not None else t.entry_price)
+        price = self.live_price if self.live_price is not None else self.last_mark
+        return t.amount * (price if price is not None else t.entry_price)
 
     def equity(self) -> float:
         return self.balance + self.position_value()

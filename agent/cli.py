@@ -1,15 +1,27 @@
 """`trading-agent`: one entry point for the window, headless runs and the small operator commands.
 Every command uses the same engine, config and store modules as the window (no second
-implementation). Exit codes: 0 done, 1 runtime failure (logged with context), 2 bad input
-(config, arguments, data), 3 refused for safety."""
+implementation).
+
+What the operator can rely on: every failure is ONE readable line on stderr (tracebacks go only
+to DATA_DIR/logs/agent.log), and the exit code says what kind it was:
+0 done, 1 runtime failure, 2 bad input (config, arguments, data file, data folder),
+3 refused for safety (a damaged or mismatched ledger, a busy folder, a run that ended HALTED).
+
+Subcommands live in one table (COMMANDS): a name, a one-line help, its arguments and its
+handler. Anything else is a run (`--replay CSV`, the window or `--no-gui`)."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import math
+import os
+import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import AgentConfig, ConfigError, config_warnings, default_config, load_config, summarize
@@ -17,12 +29,188 @@ from agent.config import AgentConfig, ConfigError, config_warnings, default_conf
 log = logging.getLogger("agent")
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
-COMMANDS = ("demo", "validate-config", "export-trades", "status", "clear-halt")
 DEMO_GUI_SPEED = 40.0
+PROG = "trading-agent"
 
 
 class UsageError(Exception):
     """Arguments that cannot be acted on; the message says which and why."""
+
+
+class Refused(Exception):
+    """A command refused for safety (exit 3); the message says why and what to do."""
+
+
+# ----- the subcommand table -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+def _data_dir_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, required=True, help="the data folder")
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    _data_dir_argument(p)
+    p.add_argument("--csv", type=Path, required=True, help="the CSV file to write (outside the data folder)")
+    p.add_argument("--force", action="store_true", help="replace the CSV file if it exists")
+    p.add_argument("--bars", type=Path, metavar="CSV", help="the bars the trades were made on "
+                   "(the replay CSV): adds the backtest shadow columns")
+    p.add_argument("--config", type=Path, help="config the trades were made with, for the "
+                   "shadow columns (default: DATA_DIR/config.json)")
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    _run_arguments(p, demo=True)
+
+
+def _validate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, help="config.json exported by the backtest app")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return _run(args, demo=True)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    return validate_config(args.path)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from agent.data_folder import open_for_reading
+
+    out = _check_export_target(args.csv, args.data_dir, args.force)
+    store = open_for_reading(args.data_dir)
+    try:
+        if args.bars is None:
+            rows = store.export_trades_csv(out)
+        else:
+            header, extra = _shadow_columns(store, args)
+            rows = store.export_trades_csv(out, header, extra)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        store.close()
+    print(f"wrote {rows} trades to {out}")
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from agent.data_folder import open_for_reading
+
+    store = open_for_reading(args.data_dir)
+    try:
+        _print_status(store)
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _cmd_clear_halt(args: argparse.Namespace) -> int:
+    return clear_halt(args.data_dir)
+
+
+COMMANDS: dict[str, Command] = {c.name: c for c in (
+    Command("demo", "replay the built-in SYNTHETIC sample (window, or --no-gui)", _demo_arguments, _cmd_demo),
+    Command("validate-config", "check a config.json: summary and warnings; exit 0 valid, 2 invalid",
+            _validate_arguments, _cmd_validate),
+    Command("export-trades", "write every trade to a CSV file (ISO 8601 UTC times)",
+            _export_arguments, _cmd_export),
+    Command("status", "halt flag, balance, open position and totals of a data folder",
+            _data_dir_argument, _cmd_status),
+    Command("clear-halt", "clear an emergency-stop or daily-loss halt (engine stopped)",
+            _data_dir_argument, _cmd_clear_halt),
+)}
+
+
+def _commands_epilog() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [f"  {name:<{width}}  {c.help}" for name, c in COMMANDS.items()]
+    return ("commands (trading-agent COMMAND --help for its options):\n" + "\n".join(lines)
+            + "\n\nexit codes: 0 done, 1 failure (see DATA_DIR/logs/agent.log), 2 bad input, "
+            "3 refused for safety")
+
+
+# ----- entry point and error mapping -----------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.umask(0o077)           # every file this process creates is the operator's alone
+    if not logging.getLogger().handlers:     # commands without a log: no "last resort" echo
+        logging.getLogger().addHandler(logging.NullHandler())
+    try:
+        return _dispatch(argv)
+    except BrokenPipeError:
+        # The reader went away (`validate-config CFG | head -1`): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush cannot raise again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):   # stdout is not a real file
+            pass
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:      # noqa: BLE001 - the one place every error becomes one line
+        code, line = classify(exc)
+        log.error("%s", line, exc_info=exc if code == EXIT_FAILED else None,
+                  extra={"file_only": True})
+        print(line, file=sys.stderr)
+        return code
+
+
+def classify(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one line an error becomes."""
+    from agent.data_folder import (ConfigForOtherFolder, DataFolderUnusable, LedgerRefused,
+                                   StartupFailed)
+    from data.csv_source import DataError
+    from persistence.paths import DataDirBusy
+    from persistence.store import DataFolderMismatch, StoreCorrupt, StoreError
+
+    if isinstance(exc, (Refused, ConfigForOtherFolder, DataFolderMismatch, LedgerRefused,
+                        StoreCorrupt, DataDirBusy)):
+        return EXIT_REFUSED, f"refused: {exc}"
+    if isinstance(exc, (UsageError, ConfigError, DataFolderUnusable, DataError)):
+        return EXIT_BAD_INPUT, f"error: {exc}"
+    if isinstance(exc, (StartupFailed, StoreError)):
+        return EXIT_FAILED, f"error: {exc}"
+    if isinstance(exc, OSError):
+        return EXIT_FAILED, f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    return EXIT_FAILED, f"error: unexpected {type(exc).__name__}: {exc}"
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in COMMANDS:
+        command = COMMANDS[argv[0]]
+        p = argparse.ArgumentParser(prog=f"{PROG} {command.name}", description=command.help)
+        command.arguments(p)
+        return command.handler(p.parse_args(argv[1:]))
+    if argv and not argv[0].startswith("-"):
+        raise UsageError(f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)} "
+                         f"(or options for a run: {PROG} --help)")
+    p = argparse.ArgumentParser(prog=PROG, description="Seller-exhaustion trading agent",
+                                epilog=_commands_epilog(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    _run_arguments(p, demo=False)
+    return _run(p.parse_args(argv), demo=False)
+
+
+def _run_arguments(p: argparse.ArgumentParser, demo: bool) -> None:
+    if not demo:
+        p.add_argument("--config", type=Path, help="config.json exported by the backtest app "
+                       "(default: DATA_DIR/config.json, else the built-in example)")
+        p.add_argument("--replay", type=Path, metavar="CSV", help="replay historical bars from a CSV")
+    p.add_argument("--data-dir", type=Path, help="where trades.db, state.json and logs live "
+                   "(default: the per-user data folder; the demo uses a temporary folder, "
+                   "removed at exit)")
+    p.add_argument("--no-gui", action="store_true", help="run headless (systemd, CI)")
+    p.add_argument("--speed", default=None, help="replay speed: bars per second, or 'max'")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
 def parse_speed(text: str) -> float | None:
@@ -32,94 +220,36 @@ def parse_speed(text: str) -> float | None:
         speed = float(text)
     except ValueError:
         raise UsageError(f"--speed must be 'max' or a number of bars per second, got {text!r}") from None
+    if not math.isfinite(speed):
+        raise UsageError(f"--speed must be a finite number of bars per second (or 'max'), got {text!r}")
     if not speed > 0:
         raise UsageError(f"--speed must be positive, got {text!r}")
     return speed
 
 
-def _run_parser(prog: str, demo: bool) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Seller-exhaustion trading agent"
-                                + (": the demo replay of a synthetic sample" if demo else ""))
-    if not demo:
-        p.add_argument("--config", type=Path, help="config.json exported by the backtest app "
-                       "(default: DATA_DIR/config.json, else the built-in example)")
-        p.add_argument("--replay", type=Path, metavar="CSV", help="replay historical bars from a CSV")
-    p.add_argument("--data-dir", type=Path, help="where trades.db, state.json and logs live "
-                   "(default: the per-user data folder; the demo uses a fresh temporary folder)")
-    p.add_argument("--no-gui", action="store_true", help="run headless (systemd, CI)")
-    p.add_argument("--speed", default=None, help="replay speed: bars per second, or 'max'")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    return p
+# ----- operator commands ----------------------------------------------------------------------
 
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _inside(path: Path, folder: Path) -> bool:
     try:
-        if argv and argv[0] in COMMANDS:
-            return _command(argv[0], argv[1:])
-        return _run(_run_parser("trading-agent", demo=False).parse_args(argv), demo=False)
-    except (UsageError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return EXIT_OK
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
 
 
-def _command(name: str, argv: list[str]) -> int:
-    if name == "demo":
-        return _run(_run_parser("trading-agent demo", demo=True).parse_args(argv), demo=True)
-    p = argparse.ArgumentParser(prog=f"trading-agent {name}")
-    if name == "validate-config":
-        p.add_argument("path", type=Path)
-        return validate_config(p.parse_args(argv).path)
-    p.add_argument("--data-dir", type=Path, required=True)
-    if name == "export-trades":
-        p.add_argument("--csv", type=Path, required=True)
-        p.add_argument("--bars", type=Path, metavar="CSV", help="the bars the trades were made on "
-                       "(the replay CSV): adds the backtest shadow columns")
-        p.add_argument("--config", type=Path, help="config the trades were made with, for the "
-                       "shadow columns (default: DATA_DIR/config.json)")
-    args = p.parse_args(argv)
-    from persistence.paths import DataDirBusy, DataDirLock
-    from persistence.store import Store, StoreError
-
-    db = args.data_dir / "trades.db"
-    if not db.exists():
-        raise UsageError(f"no trades.db in {args.data_dir}")
-    lock = DataDirLock(args.data_dir)
-    if name == "clear-halt":
-        try:
-            lock.acquire()          # a running engine would not see the change, and could overwrite it
-        except DataDirBusy as exc:
-            print(f"refused: {exc}", file=sys.stderr)
-            return EXIT_REFUSED
-    try:
-        store = Store(db)
-    except StoreError as exc:
-        lock.release()
-        raise UsageError(str(exc)) from None
-    try:
-        if name == "export-trades":
-            if args.bars is None:
-                rows = store.export_trades_csv(args.csv)
-            else:
-                header, extra = _shadow_columns(store, args)
-                rows = store.export_trades_csv(args.csv, header, extra)
-            print(f"wrote {rows} trades to {args.csv}")
-        elif name == "status":
-            _print_status(store)
-        else:
-            reason = store.get_meta("halt_reason")
-            if not reason:
-                print("not halted")
-            else:
-                store.set_meta("halt_reason", "")
-                store.commit(durable=True)
-                print(f"halt cleared (was: {reason})")
-    finally:
-        store.close()
-        lock.release()
-    return EXIT_OK
+def _check_export_target(out: Path, data_dir: Path, force: bool) -> Path:
+    """The CSV goes beside the ledger's folder, never into it, and never over a file unless
+    asked: `--csv DATA/trades.db` once replaced the ledger with a CSV."""
+    if _inside(out, data_dir):
+        raise Refused(f"--csv {out} is inside the data folder {data_dir}: write the export "
+                      "somewhere else (the data folder holds the ledger)")
+    if out.is_dir():
+        raise UsageError(f"--csv {out} is a folder; name a file in it")
+    if not out.parent.is_dir():
+        raise UsageError(f"--csv {out}: folder {out.parent} does not exist")
+    if out.exists() and not force:
+        raise Refused(f"--csv {out} already exists; add --force to replace it")
+    return out
 
 
 def _shadow_columns(store, args: argparse.Namespace) -> tuple[tuple[str, ...], dict[int, tuple]]:
@@ -127,7 +257,6 @@ def _shadow_columns(store, args: argparse.Namespace) -> tuple[tuple[str, ...], d
     from agent.backtest_shadow import ShadowSeries
     from agent.shadow_compare import SHADOW_EXPORT_COLUMNS, export_row, shadow_report
     from agent.strategy import StrategyParams
-    from data.csv_source import DataError
     from data.replay_feed import load_replay
 
     config_path = args.config or args.data_dir / "config.json"
@@ -138,10 +267,7 @@ def _shadow_columns(store, args: argparse.Namespace) -> tuple[tuple[str, ...], d
         raise UsageError(f"bars file not found: {args.bars}")
     cfg = load_config(config_path)
     params = StrategyParams.from_config(cfg)
-    try:
-        bars = load_replay(args.bars, cfg.timeframe_minutes).bars
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
+    bars = load_replay(args.bars, cfg.timeframe_minutes).bars
     series = ShadowSeries.from_bars(bars, params)
     trades = store.closed_trades() + ([t] if (t := store.open_trade()) is not None else [])
     report = shadow_report(series, trades, [], params, backtest=())
@@ -165,75 +291,175 @@ def validate_config(path: Path) -> int:
 def _print_status(store) -> None:
     import time
 
+    from agent.accounting import Checkpoint
+    from data.bar import iso_utc
+
+    cp = Checkpoint.load(store)
     stats = store.stats(time.time_ns() // 1_000_000)
     trade = store.open_trade()
-    print(f"halted: {store.get_meta('halt_reason') or 'no'}")
-    print(f"balance: {store.get_meta('balance') or '-'}")
+    identity = store.identity()
+    print(f"data folder: {store.path.parent} ({identity or 'not claimed yet'})")
+    print(f"halted: {cp.halt_reason or 'no'}")
+    print(f"balance: {'-' if cp.balance is None else f'{cp.balance:.2f}'}")
+    print(f"last bar: {'-' if cp.last_bar_ts is None else iso_utc(cp.last_bar_ts)}")
     print(f"open position: {'none' if trade is None else f'{trade.amount} @ {trade.entry_price}'}")
     print(f"trades: {stats.total_trades}, pnl {stats.total_pnl:.2f}, "
           f"win rate {'-' if stats.win_rate is None else f'{stats.win_rate:.1f}%'}")
 
 
-def _resolve_config(args: argparse.Namespace, data_dir: Path, demo: bool) -> AgentConfig:
+def clear_halt(data_dir: Path) -> int:
+    """Clear the halt in the ledger and rewrite state.json to match. Refused while an engine
+    holds the folder (it would neither see the change nor keep it)."""
+    from agent.accounting import Checkpoint
+    from agent.data_folder import open_for_reading, read_state_document
+    from persistence.paths import DataDirLock
+    from persistence.state_file import write_state
+    from persistence.store import Store
+
+    open_for_reading(data_dir).close()            # damaged, missing or behind state.json: say so
+    lock = DataDirLock(data_dir)
+    try:
+        lock.acquire()
+    except OSError as exc:
+        raise Refused(f"cannot change {data_dir}: {exc.strerror or exc} (is the folder read-only?)") from None
+    try:
+        try:
+            store = Store(data_dir / "trades.db")
+        except Exception as exc:
+            from persistence.store import StoreError
+
+            if isinstance(exc, StoreError) and "readonly" in str(exc).replace("-", ""):
+                raise Refused(f"cannot change {data_dir}: the ledger is read-only") from None
+            raise
+        try:
+            cp = Checkpoint.load(store)
+            reason = cp.halt_reason or store.get_meta("halt_reason")
+            state_path = data_dir / "state.json"
+            doc = read_state_document(state_path)
+            if not reason and not (doc and doc.get("run_state") == "HALTED"):
+                print("not halted")
+                return EXIT_OK
+            cp.halt_reason = None
+            cp.save(store)
+            store.set_meta("halt_reason", "")       # the key older folders kept it under
+            store.commit(durable=True)
+        finally:
+            store.close()
+        if doc is not None:
+            doc["halt_reason"] = None
+            if doc.get("run_state") in ("HALTED", "ERROR"):
+                doc["run_state"] = "STOPPED"
+            try:
+                write_state(state_path, doc)
+            except OSError as exc:
+                raise Refused(f"halt cleared in trades.db, but {state_path} could not be "
+                              f"rewritten: {exc.strerror or exc}") from None
+        was = reason or (doc or {}).get("halt_reason") or "state.json said HALTED"
+        print(f"halt cleared (was: {was}); state.json rewritten")
+    finally:
+        lock.release()
+    return EXIT_OK
+
+
+# ----- runs -----------------------------------------------------------------------------------
+
+def _resolve_config(args: argparse.Namespace, data_dir: Path | None, demo: bool) -> AgentConfig:
     if demo:
         return default_config()
     if args.config is not None:
         return load_config(args.config)
-    if (data_dir / "config.json").exists():
+    if data_dir is not None and (data_dir / "config.json").is_file():
         return load_config(data_dir / "config.json")
+    args.config_note = ("no --config given: using the built-in EXAMPLE config "
+                        "(agent/default_config.json); pass --config PATH for your exported one")
     return default_config()
 
 
-def _run(args: argparse.Namespace, demo: bool) -> int:
-    from monitoring.logging_setup import setup_logging
-    from persistence.paths import DataDirBusy, default_data_dir
-
-    if demo:
-        data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="trading-agent-demo-"))
-    else:
-        data_dir = args.data_dir or default_data_dir()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config = _resolve_config(args, data_dir, demo)
-    setup_logging(data_dir / "logs", args.log_level, console=True)
+def _run_warnings(config: AgentConfig, mode: str) -> list[str]:
+    """config_warnings, with the real-money one replaced by what will actually happen."""
+    out = []
     for warning in config_warnings(config):
-        log.warning("config: %s", warning)
-    if demo:
-        csv_path = _write_demo_sample(data_dir)
-        speed = parse_speed(args.speed) if args.speed else (None if args.no_gui else DEMO_GUI_SPEED)
-    elif args.replay is not None:
-        csv_path = args.replay
-        speed = parse_speed(args.speed) if args.speed else None
-    else:
-        raise UsageError("live market data arrives with the exchange issue; for now run a replay "
-                         "(--replay CSV) or `trading-agent demo`")
-    if not csv_path.exists():
-        raise UsageError(f"replay file not found: {csv_path}")
-    log.info("data folder: %s", data_dir)
+        if warning.startswith("LIVE trading") and mode != config.mode:
+            warning = (f"the config asks for {config.mode.upper()} trading, but this run trades on "
+                       f"{mode.upper()}: every order is simulated, no money moves")
+        out.append(warning)
+    return out
 
+
+def _run(args: argparse.Namespace, demo: bool) -> int:
+    """A run: everything that can be refused is checked before the data folder is touched
+    (speed, config, replay file, window), then the folder itself (pre-flight), then the engine."""
+    from agent.data_folder import identity_of, preflight
+    from agent.paper_venue import PaperVenue
+    from monitoring.logging_setup import setup_logging
+    from persistence.paths import default_data_dir
+
+    setup_logging(None, args.log_level, console=True)
+    speed = parse_speed(args.speed) if args.speed else (None if args.no_gui or not demo else DEMO_GUI_SPEED)
+    temp_dir: Path | None = None
+    data_dir = args.data_dir if args.data_dir is not None else (None if demo else default_data_dir())
+    config = _resolve_config(args, data_dir, demo)
+    if not demo:
+        if args.replay is None:
+            raise UsageError("live market data is not supported yet: run a replay "
+                             "(--replay CSV), or try `trading-agent demo`")
+        if not args.replay.is_file():
+            raise UsageError(f"replay file not found: {args.replay}")
+    if not args.no_gui:
+        _check_gui_can_start()
+    if data_dir is None:
+        temp_dir = data_dir = Path(tempfile.mkdtemp(prefix="trading-agent-demo-"))
+    try:
+        mode = PaperVenue.mode          # every session trades on paper until the exchange venue lands
+        checked = preflight(data_dir, identity_of(config, mode))
+        setup_logging(data_dir / "logs", args.log_level, console=True)
+        if temp_dir is not None:
+            log.info("demo: temporary data folder %s (removed at exit)", data_dir)
+        elif checked.new_folder or checked.new_ledger:
+            log.warning("new data folder %s: a new ledger starts here (%s %s, %s)", data_dir,
+                        config.exchange.trading_pair, config.timeframe, mode)
+        else:
+            log.info("data folder: %s", data_dir)
+        if getattr(args, "config_note", None):
+            log.warning("%s", args.config_note)
+        for warning in _run_warnings(config, mode):
+            log.warning("config: %s", warning)
+        csv_path = _write_demo_sample(data_dir) if demo else args.replay
+        return _drive(args, config, data_dir, csv_path, speed)
+    finally:
+        if temp_dir is not None:
+            _close_file_logs()
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _close_file_logs() -> None:
+    from monitoring.logging_setup import setup_logging
+
+    setup_logging(None, "INFO", console=True)
+
+
+def _check_gui_can_start() -> None:
+    try:
+        from ui.app import gui_unavailable_reason
+    except ImportError as exc:
+        raise UsageError(f"the window cannot start ({exc}); run with --no-gui") from None
+    reason = gui_unavailable_reason()
+    if reason:
+        raise UsageError(reason)
+
+
+def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_path: Path,
+           speed: float | None) -> int:
     def make_engine():
         from agent.session import replay_session
 
         return replay_session(config, data_dir, csv_path, speed)
 
-    try:
-        if args.no_gui:
-            return asyncio.run(_headless(make_engine))
-        from ui.app import run_gui
+    if args.no_gui:
+        return asyncio.run(_headless(make_engine))
+    from ui.app import run_gui
 
-        return run_gui(make_engine, autostart=True)
-    except (UsageError, ConfigError):
-        raise
-    except DataDirBusy as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except Exception as exc:
-        from data.csv_source import DataError
-
-        if isinstance(exc, DataError):
-            raise UsageError(str(exc)) from None
-        log.exception("the agent stopped on an unexpected error")
-        print(f"error: {exc} (details in {data_dir / 'logs' / 'agent.log'})", file=sys.stderr)
-        return EXIT_FAILED
+    return run_gui(make_engine, autostart=True)
 
 
 def _write_demo_sample(data_dir: Path) -> Path:
@@ -247,7 +473,18 @@ def _write_demo_sample(data_dir: Path) -> Path:
 
 
 async def _headless(make_engine) -> int:
+    """Run to the end of the feed (or SIGINT/SIGTERM), stop gracefully and say how it ended:
+    exit 0 done, 1 the engine failed (start-up included: never idles), 3 it ended HALTED."""
+    from agent.events import EngineStateChanged
+
     engine = make_engine()
+    failures: list[str] = []
+
+    def watch(event) -> None:
+        if isinstance(event, EngineStateChanged) and event.run_state == "ERROR":
+            failures.append(event.reason or "unknown failure")
+
+    engine.bus.subscribe(watch)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -258,11 +495,21 @@ async def _headless(make_engine) -> int:
     await asyncio.wait({finished, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
     for fut in (finished, stop_wait):
         fut.cancel()
-    status = engine.status()
     stats = engine.store.stats(engine.clock.now_ms())
     await engine.stop()
-    log.info("done: %s, cash %.2f, equity %.2f%s, %d closed trades, realised pnl %.2f%s", status.run_state,
-             status.balance, status.equity, " (a position is open)" if status.open_trade else "",
+    status = engine.status()        # after stop: the state state.json now holds
+    log.info("done: %s, cash %.2f, equity %.2f%s, %d closed trades, realised pnl %.2f%s%s",
+             status.run_state, status.balance, status.equity,
+             " (a position is open)" if status.open_trade else "",
              stats.total_trades, stats.total_pnl,
-             f", HALTED: {status.halt_reason}" if status.halt_reason else "")
-    return EXIT_OK if status.run_state != "ERROR" else EXIT_FAILED
+             f", HALTED: {status.halt_reason}" if status.halt_reason else "",
+             f", after a failure: {failures[-1]}" if failures else "")
+    if failures:
+        print(f"error: {failures[-1]} (details in {engine.data_dir / 'logs' / 'agent.log'})",
+              file=sys.stderr)
+        return EXIT_FAILED
+    if status.halt_reason or status.run_state == "HALTED":
+        print(f"halted: {status.halt_reason}; clear it with `trading-agent clear-halt "
+              f"--data-dir {engine.data_dir}` once reviewed", file=sys.stderr)
+        return EXIT_REFUSED
+    return EXIT_OK

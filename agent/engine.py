@@ -31,6 +31,7 @@ from typing import Protocol
 from agent.accounting import Accounting, Checkpoint, PendingEntry
 from agent.clock import Clock
 from agent.config import AgentConfig, config_warnings, load_config, summarize
+from agent.data_folder import check_config_fits_folder
 from agent.events import (BalanceChanged, BarClosed, EngineStateChanged, EventBus, OrderChanged,
                           PriceTick, ReplayFinished)
 from agent.execution import Execution, Outbox, TradeInvariantBroken, signal_record
@@ -297,6 +298,7 @@ class Engine:
         if self._trade is not None:
             raise EngineBusy("close the open position before importing a config")
         cfg = load_config(path)
+        check_config_fits_folder(self.store, cfg, self.venue.mode)   # one pair/timeframe/mode per folder
         await self._stop_feed()                     # a halted engine still follows the market
         async with self._lock:
             changed_market = (cfg.timeframe != self.config.timeframe
@@ -355,6 +357,7 @@ class Engine:
         self.ex.pending = cp.pending
         last_snapshot = self.store.last_snapshot()
         self.acct.last_snapshot_ts = last_snapshot.ts if last_snapshot else None
+        self.acct.last_mark = last_snapshot.price if last_snapshot else None
         self.acct.trade = self.store.open_trade()
         self._pos.force(PositionState.INITIALIZING)
         self._booted = True                           # memory now holds what the store says

@@ -8,7 +8,9 @@ Rejected with its line number so the caller can log it and carry on.
 from __future__ import annotations
 
 import csv
+import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -42,6 +44,10 @@ class CsvContents:
 class _RowError(ValueError):
     """One row cannot be parsed; becomes a Rejected, never escapes this module."""
 
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
 
 def parse_timestamp(text: str) -> int:
     """Unix ms from an integer of milliseconds or an ISO 8601 string (naive means UTC).
@@ -53,20 +59,21 @@ def parse_timestamp(text: str) -> int:
         ms = int(text)
         if ms < _MIN_PLAUSIBLE_MS:
             raise _RowError(
-                f"timestamp {text} is before 1973 as Unix milliseconds (Unix seconds given?)"
-            )
+                f"timestamp {text} is before 1973 as Unix milliseconds (Unix seconds given?)",
+                "timestamp before 1973 (Unix seconds?)")
         return ms
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise _RowError(
-            f"timestamp {text!r} is neither Unix milliseconds nor ISO 8601"
-        ) from None
+            f"timestamp {text!r} is neither Unix milliseconds nor ISO 8601",
+            "timestamp neither Unix ms nor ISO 8601") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     elapsed = moment - _EPOCH
     if elapsed % _ONE_MS:
-        raise _RowError(f"timestamp {text!r} has sub-millisecond precision")
+        raise _RowError(f"timestamp {text!r} has sub-millisecond precision",
+                        "sub-millisecond timestamp")
     return elapsed // _ONE_MS
 
 
@@ -74,7 +81,7 @@ def _parse_number(name: str, text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise _RowError(f"{name} {text!r} is not a number") from None
+        raise _RowError(f"{name} {text!r} is not a number", f"{name} not a number") from None
 
 
 def _column_positions(header: list[str], path: Path) -> dict[str, int]:
@@ -108,11 +115,12 @@ def read_csv(path: Path) -> CsvContents:
                 ts: int | None = None
                 try:
                     if len(row) < width:
-                        raise _RowError(f"row has {len(row)} fields, expected {len(header)}")
+                        raise _RowError(f"row has {len(row)} fields, expected {len(header)}",
+                                        "too few fields")
                     ts = parse_timestamp(row[positions["timestamp"]])
                     values = [_parse_number(c, row[positions[c]]) for c in COLUMNS[1:]]
                 except _RowError as problem:
-                    rejected.append(Rejected(line=line, ts=ts, reason=str(problem)))
+                    rejected.append(Rejected(line=line, ts=ts, reason=str(problem), kind=problem.kind))
                     continue
                 bars.append(Bar(ts, *values))
                 lines.append(line)
@@ -121,6 +129,28 @@ def read_csv(path: Path) -> CsvContents:
     except (UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"{path}: not a readable CSV text file: {error}") from error
     return CsvContents(bars, lines, rejected)
+
+
+SHOWN_REJECTIONS = 5      # bad rows logged one by one; the rest are counted per kind
+FLOOD_ROWS = 100          # below this many bad rows a file is never "mostly bad": each is shown
+
+
+def report_rejections(path: Path, rejected: list[Rejected], kept: int, log: logging.Logger) -> None:
+    """Log the first few rejected rows, then one line with the count per kind (a 40 MB file of
+    garbage must not print a line per row and rotate the log history away). When most of the
+    file is bad it is not a bar file with a few bad rows: DataError, nothing is replayed."""
+    for item in rejected[:SHOWN_REJECTIONS]:
+        where = f"line {item.line}" if item.line is not None else "bar"
+        log.warning("%s: %s rejected: %s", path, where, item.reason)
+    if not rejected:
+        return
+    counts = Counter(item.kind for item in rejected)
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
+    if len(rejected) > SHOWN_REJECTIONS:
+        log.warning("%s: %d rows rejected in all (%s)", path, len(rejected), summary)
+    if len(rejected) > kept and len(rejected) >= FLOOD_ROWS:
+        raise DataError(f"{path}: {len(rejected)} of {len(rejected) + kept} rows are invalid "
+                        f"({summary}): most of the file is bad, nothing was replayed")
 
 
 def read_csv_bars(path: Path) -> tuple[list[Bar], list[Rejected]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from data.bar import Bar, iso_utc
 from data.candle_builder import CandleBuilder, detect_interval_ms, interval_name
 from data.market import BarClosed, BarOpened, FeedEnded, MarketEvent
-from data.csv_source import DataError, read_csv
+from data.csv_source import DataError, read_csv, report_rejections
 from data.validator import Gap, Rejected, find_gaps, validate_bars
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,7 @@ def load_replay(path: Path, timeframe_minutes: int) -> ReplayData:
     contents = read_csv(path)
     bars, invalid = validate_bars(contents.bars, contents.lines)
     rejected = sorted(contents.rejected + invalid, key=lambda r: (r.line or 0))
-    for item in rejected:
-        where = f"line {item.line}" if item.line is not None else "bar"
-        log.warning("%s: %s rejected: %s", path, where, item.reason)
+    report_rejections(path, rejected, len(bars), log)   # a few lines, then counts; most bad: DataError
     if len(bars) < 2:
         raise DataError(
             f"{path}: only {len(bars)} valid bar(s) out of "

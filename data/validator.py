@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from data.bar import Bar, iso_utc
 
@@ -20,6 +20,27 @@ class Rejected:
     line: int | None
     ts: int | None
     reason: str
+    kind: str = field(default="", compare=False)   # the reason without its values, for counts
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", reason_kind(self.reason))
+
+
+_KINDS = (("duplicate timestamp", "duplicate timestamp"), ("out-of-order", "out-of-order timestamp"),
+          ("negative volume", "negative volume"), ("high ", "high below low"),
+          ("open ", "open outside [low, high]"), ("close ", "close outside [low, high]"))
+
+
+def reason_kind(reason: str) -> str:
+    """What a rejection reason says without the values in it, so a flood of bad rows can be
+    reported as a count per kind instead of a line per row."""
+    if "not a finite number" in reason:
+        return f"{reason.split()[0]} not a finite number"
+    for prefix, kind in _KINDS:
+        if reason.startswith(prefix):
+            return kind
+    return reason
 
 
 @dataclass(frozen=True)

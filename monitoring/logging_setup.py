@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import os
 import re
 import sys
 from pathlib import Path
@@ -47,6 +48,21 @@ class JsonLinesFormatter(logging.Formatter):
         return redact(json.dumps(entry, ensure_ascii=False))
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files (the current one and each new one after a rotation) are
+    created owner-only (0600): logs name balances, positions and the data folder."""
+
+    def _open(self):
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    """Records logged with extra={"file_only": True} (an error the CLI already reports on the
+    console in its own one line) go to the log files only."""
+    return not getattr(record, "file_only", False)
+
+
 def setup_logging(log_dir: Path | None, level: str = "INFO", console: bool = True) -> None:
     """Idempotent: replaces the handlers this function installed before."""
     import time
@@ -61,14 +77,17 @@ def setup_logging(log_dir: Path | None, level: str = "INFO", console: bool = Tru
         stream = logging.StreamHandler(sys.stderr)
         stream.setLevel(level.upper())
         stream.setFormatter(RedactingFormatter(HUMAN_FORMAT, "%H:%M:%S"))
+        stream.addFilter(_not_file_only)
         handlers.append(stream)
     if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        human = logging.handlers.RotatingFileHandler(log_dir / "agent.log", maxBytes=10_000_000,
+        if not log_dir.is_dir():
+            log_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+            os.chmod(log_dir, 0o700)
+        human = PrivateRotatingFileHandler(log_dir / "agent.log", maxBytes=10_000_000,
                                                      backupCount=5, encoding="utf-8")
         human.setLevel(logging.DEBUG)
         human.setFormatter(RedactingFormatter(HUMAN_FORMAT))
-        jsonl = logging.handlers.RotatingFileHandler(log_dir / "agent.jsonl", maxBytes=10_000_000,
+        jsonl = PrivateRotatingFileHandler(log_dir / "agent.jsonl", maxBytes=10_000_000,
                                                      backupCount=5, encoding="utf-8")
         jsonl.setLevel(logging.INFO)
         jsonl.setFormatter(JsonLinesFormatter())

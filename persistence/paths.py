@@ -8,6 +8,17 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "trading-agent"
+DIR_MODE = 0o700      # the data folder holds the trading history: owner only
+FILE_MODE = 0o600
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` (and missing parents) owner-only; an existing folder is left as it is."""
+    path = Path(path)
+    if path.is_dir():
+        return
+    path.mkdir(parents=True, mode=DIR_MODE, exist_ok=True)
+    os.chmod(path, DIR_MODE)          # mkdir's mode is filtered by the umask
 
 
 def default_data_dir() -> Path:
@@ -16,12 +27,13 @@ def default_data_dir() -> Path:
 
 
 class DataDir:
-    """The files under one data folder; the folder and logs/ are created on construction."""
+    """The files under one data folder; the folder and logs/ are created (owner only) on
+    construction."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_data_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(exist_ok=True)
+        make_private_dir(self.root)
+        make_private_dir(self.logs)
 
     @property
     def db(self) -> Path:
@@ -66,7 +78,7 @@ class DataDirLock:
         self._fh = None
 
     def acquire(self) -> None:
-        fh = open(self.path, "a+")
+        fh = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE), "a+")
         try:
             _lock(fh)
         except OSError:

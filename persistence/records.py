@@ -111,3 +111,17 @@ class Stats:
     @property
     def win_rate(self) -> float | None:
         return self.total_wins / self.total_trades * 100 if self.total_trades else None
+
+
+@dataclass(frozen=True, slots=True)
+class DataFolderIdentity:
+    """What a data folder's ledger belongs to: one pair, one timeframe, one mode. A position
+    opened on BTC/USDT must never be "restored" under an ETH/USDT config (or a paper ledger
+    continued as live money)."""
+
+    pair: str                     # "BTC/USDT"
+    timeframe: str                # "15m"
+    mode: str                     # "paper" | "testnet" | "live": the venue that actually executes
+
+    def __str__(self) -> str:
+        return f"{self.pair} {self.timeframe} {self.mode}"

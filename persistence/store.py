@@ -8,15 +8,25 @@ Guarantees, in plain words:
 - Times are Unix ms in memory and ISO 8601 UTC text in the database ("2025-08-01T12:30:00Z",
   ".123Z" only when the milliseconds are non-zero); the conversion round-trips exactly.
 - One writer: the store is used from one thread at a time.
+- Never acts on a damaged ledger: opening runs SQLite's quick_check; a file that is not a
+  database or fails the check is set aside (renamed `trades.db.corrupt-<UTC time>`, never
+  overwritten, its -wal/-shm with it) and StoreCorrupt names where it went. A read-only store
+  (status, export) reports the damage and moves nothing.
+- A read-only store never creates a file: no trades.db, no -wal, no -shm.
+- A data folder belongs to one pair, timeframe and mode (the `identity` row, claimed on first
+  use); check_identity refuses any other with DataFolderMismatch naming both.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
 import logging
 import operator
+import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -24,11 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from persistence.paths import fsync_dir
-from persistence.records import OrderRecord, SignalRecord, SnapshotRecord, Stats, TradeRecord
+from persistence.records import (DataFolderIdentity, OrderRecord, SignalRecord, SnapshotRecord,
+                                 Stats, TradeRecord)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+FILE_MODE = 0o600                  # trades.db holds the operator's trading history: owner only
 _DAY_MS = 86_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
@@ -36,6 +48,58 @@ _MS = timedelta(milliseconds=1)
 
 class StoreError(Exception):
     """The store cannot do what was asked: not a trades.db, newer schema, locked, bad row."""
+
+
+class StoreCorrupt(StoreError):
+    """trades.db is not a database or fails SQLite's integrity check. `moved_to` is where the
+    damaged file was set aside (None when the store was opened read-only and left it alone)."""
+
+    def __init__(self, path: Path, problem: str, moved_to: Path | None) -> None:
+        where = (f"; set aside as {moved_to}" if moved_to is not None
+                 else "; nothing was changed")
+        super().__init__(f"{path} is damaged ({problem}){where}")
+        self.path = path
+        self.problem = problem
+        self.moved_to = moved_to
+
+
+class DataFolderMismatch(StoreError):
+    """The data folder's ledger belongs to another pair, timeframe or mode than the config."""
+
+    def __init__(self, root: Path, stored: DataFolderIdentity, wanted: DataFolderIdentity) -> None:
+        super().__init__(f"data folder {root} belongs to {stored}; this config is for {wanted}. "
+                         "Use another --data-dir for it (one folder per pair, timeframe and mode)")
+        self.stored = stored
+        self.wanted = wanted
+
+
+_CORRUPT_CODES = {getattr(sqlite3, "SQLITE_CORRUPT", 11), getattr(sqlite3, "SQLITE_NOTADB", 26)}
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _CORRUPT_CODES
+    text = str(exc)
+    return "not a database" in text or "malformed" in text
+
+
+def set_aside(path: Path, now: datetime | None = None) -> Path:
+    """Rename a damaged trades.db (and its -wal/-shm, which belong to it) to
+    `<name>.corrupt-<UTC time>[-n]`, never replacing an earlier one; returns the new path."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    n = 0
+    while True:
+        target = path.with_name(f"{path.name}.corrupt-{stamp}" + (f"-{n}" if n else ""))
+        if not any(Path(f"{target}{s}").exists() for s in ("", "-wal", "-shm")):
+            break
+        n += 1
+    for suffix in ("-wal", "-shm", ""):          # the main file last: it is what we report
+        src = Path(f"{path}{suffix}")
+        if src.exists():
+            os.rename(src, f"{target}{suffix}")
+    fsync_dir(path.parent)
+    return target
 
 
 # --- ISO 8601 UTC <-> Unix ms ----------------------------------------------------------------
@@ -193,7 +257,18 @@ CREATE TABLE durable_barrier (
 # v2: exit orders rest at the venue as one group (one-cancels-the-other).
 _SCHEMA_V2 = "ALTER TABLE orders ADD COLUMN group_id TEXT;"
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}   # target version -> script from version - 1
+# v3: the data folder's identity, claimed on first use: one pair, one timeframe, one mode.
+_SCHEMA_V3 = """
+CREATE TABLE identity (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    pair       TEXT NOT NULL,
+    timeframe  TEXT NOT NULL,
+    mode       TEXT NOT NULL CHECK (mode IN ('paper', 'testnet', 'live')),
+    claimed_at TEXT NOT NULL
+);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}   # target version -> script from version - 1
 
 
 # --- row mapping: (column, record attribute, encode, decode) ---------------------------------
@@ -343,33 +418,91 @@ class Store:
     """The one writer of trades.db. See the module docstring for what it guarantees."""
 
     def __init__(self, path: Path, *, wall_clock_ms: Callable[[], int] = _wall_clock_ms,
-                 busy_timeout_s: float = 5.0) -> None:
+                 busy_timeout_s: float = 5.0, read_only: bool = False) -> None:
         """Open or create trades.db. `wall_clock_ms` stamps the trades' created_at/updated_at
         audit columns (when the row was written, real time even in replay); `busy_timeout_s`
-        is how long a write waits for another process's write lock before failing."""
+        is how long a write waits for another process's write lock before failing.
+        `read_only` opens an existing file without creating or changing anything (status,
+        export), also in a folder the user can only read.
+        Raises StoreCorrupt for a damaged file (set aside unless read-only), StoreError else."""
         self.path = Path(path)
+        self.read_only = read_only
         self._closed = False
         self._wall_clock_ms = wall_clock_ms
         created = not self.path.exists()
+        if read_only and created:
+            raise StoreError(f"no trades.db at {self.path}")
         try:
-            self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s,
-                                         check_same_thread=False)
+            self._conn = self._connect(busy_timeout_s)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot open {self.path}: {exc.strerror or exc}") from exc
         self._peak: float | None = None
         self._max_dd = 0.0
         try:
-            self._configure()
-            self._migrate()
+            self._check_integrity()
+            if not read_only:
+                self._configure()
+                self._migrate()
+            else:
+                self._refuse_newer()
             self._load_drawdown()
-        except sqlite3.Error as exc:   # "file is not a database", "database is locked", ...
+        except sqlite3.Error as exc:   # "database is locked", disk I/O, ...
             self._conn.close()
+            if _is_corruption(exc):
+                raise self._corrupt(str(exc)) from exc
             raise StoreError(f"cannot use {self.path} as trades.db: {exc}") from exc
         except StoreError:
             self._conn.close()
             raise
         if created:
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, FILE_MODE)
             fsync_dir(self.path.parent)
+
+    def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
+        if not self.read_only:
+            if not self.path.exists():
+                # Created owner-only up front: SQLite gives the -wal and -shm the same mode.
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
+            return sqlite3.connect(self.path, timeout=busy_timeout_s, check_same_thread=False)
+        # mode=ro never creates trades.db. Without a -wal (no writer, or a clean shutdown)
+        # SQLite would still create -wal/-shm to read a WAL database, so the file is opened
+        # immutable: nothing is created and a read-only folder works. With a -wal present
+        # (an engine may be writing), the ordinary read-only open sees its commits.
+        from urllib.parse import quote
+
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        if not Path(f"{self.path}-wal").exists():
+            uri += "&immutable=1"
+        return sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, check_same_thread=False)
+
+    def _check_integrity(self) -> None:
+        rows = self._conn.execute("PRAGMA quick_check").fetchall()
+        problems = [line for r in rows if r[0] != "ok" for line in str(r[0]).splitlines()
+                    if line.strip() and not line.startswith("*** in database")]
+        if any(r[0] != "ok" for r in rows):
+            problems = problems or ["not ok"]
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise self._corrupt(f"integrity check: {problems[0]}{more}")
+
+    def _corrupt(self, problem: str) -> StoreCorrupt:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        moved = None
+        if not self.read_only:
+            try:
+                moved = set_aside(self.path)
+            except OSError as exc:
+                problem += f"; could not set it aside: {exc}"
+        return StoreCorrupt(self.path, problem, moved)   # logged once, by whoever handles it
+
+    def _refuse_newer(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}, newer than this "
+                             f"agent's {SCHEMA_VERSION}: upgrade the agent")
 
     def _configure(self) -> None:
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -379,10 +512,8 @@ class Store:
         self._conn.execute("PRAGMA foreign_keys=ON")
 
     def _migrate(self) -> None:
+        self._refuse_newer()
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema version {version}, newer than this "
-                             f"agent's {SCHEMA_VERSION}: upgrade the agent")
         if version == 0:
             tables = self._conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
@@ -575,6 +706,73 @@ class Store:
         self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
+    # --- the data folder's identity --------------------------------------------------------
+
+    @_sql_errors
+    def identity(self) -> DataFolderIdentity | None:
+        """The pair, timeframe and mode this ledger belongs to; None before first use."""
+        if not self._has_table("identity"):
+            return None
+        row = self._conn.execute("SELECT pair, timeframe, mode FROM identity WHERE id = 1").fetchone()
+        return None if row is None else DataFolderIdentity(*row)
+
+    @_sql_errors
+    def check_identity(self, wanted: DataFolderIdentity,
+                       legacy: DataFolderIdentity | None = None) -> bool:
+        """Refuse (DataFolderMismatch) a config for another pair, timeframe or mode than the
+        one this ledger belongs to. On first use the folder is claimed for `wanted`, durably;
+        a ledger that already holds history but no identity (written before schema 3) is
+        judged against `legacy` (what its state.json says) and its trades' pair and mode.
+        A folder that never recorded anything may be claimed again for another market.
+        Returns True when this call claimed the folder."""
+        claimed = self.identity()
+        history = self.has_history()
+        stored = claimed
+        if stored is None and history:
+            stored = legacy or self._identity_from_trades(wanted.timeframe)
+        if stored == wanted and claimed is not None:
+            return False
+        if stored is not None and stored != wanted and history:
+            raise DataFolderMismatch(self.path.parent, stored, wanted)
+        if self.read_only:
+            return False
+        # First use, or a claimed folder that never recorded anything (claiming it again for
+        # another market loses nothing).
+        self._conn.execute("INSERT INTO identity (id, pair, timeframe, mode, claimed_at) "
+                           "VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET pair = excluded.pair, "
+                           "timeframe = excluded.timeframe, mode = excluded.mode, "
+                           "claimed_at = excluded.claimed_at",
+                           (wanted.pair, wanted.timeframe, wanted.mode,
+                            iso_from_ms(self._wall_clock_ms())))
+        self.commit(durable=True)
+        log.info("data folder %s now belongs to %s", self.path.parent, wanted)
+        return True
+
+    def _identity_from_trades(self, timeframe: str) -> DataFolderIdentity | None:
+        """A pre-schema-3 ledger knows its pair and mode from its trades (not its timeframe)."""
+        row = self._conn.execute("SELECT pair, mode FROM trades ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else DataFolderIdentity(row[0], timeframe, row[1])
+
+    @_sql_errors
+    def has_history(self) -> bool:
+        """True once anything was recorded: a trade, an order, a signal, a snapshot or a
+        checkpoint. An empty store beside a state.json that shows history is a lost ledger."""
+        if not self._has_table("trades"):
+            return False
+        for table in ("trades", "orders", "signals", "balance_snapshots", "meta"):
+            if self._conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+                return True
+        return False
+
+    @_sql_errors
+    def has_trade(self, trade_id: int) -> bool:
+        return self._conn.execute("SELECT 1 FROM trades WHERE id = ?",
+                                  (trade_id,)).fetchone() is not None
+
+    def _has_table(self, name: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                  (name,)).fetchone() is not None
+
     # --- reports ------------------------------------------------------------------------------
 
     @_sql_errors
@@ -612,19 +810,35 @@ class Store:
                           extra: Mapping[int, Sequence[Any]] | None = None) -> int:
         """Write every trade (open and closed), oldest first, with a header row and the
         database's own columns (ISO times). Returns the number of trade rows written.
-        `extra_header` columns are appended, filled from `extra[trade id]` (empty if absent)."""
+        `extra_header` columns are appended, filled from `extra[trade id]` (empty if absent).
+        Written to a temp file beside `out` and renamed over it only when complete, so a
+        failure leaves any earlier file intact. Never onto the ledger itself."""
+        out = Path(out)
+        ledger = self.path.resolve()
+        if out.resolve() in (ledger, Path(f"{ledger}-wal"), Path(f"{ledger}-shm")):
+            raise StoreError(f"refusing to write the CSV over the ledger {self.path}")
         cur = self._conn.execute("SELECT * FROM trades ORDER BY id")
         header = [d[0] for d in cur.description]
         blank = [None] * len(extra_header)
         count = 0
-        with open(out, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header + list(extra_header))
-            for row in cur:   # csv writes None as an empty field and floats by repr
-                more = list((extra or {}).get(row[0], blank)) if extra_header else []
-                if len(more) != len(extra_header):
-                    raise StoreError(f"trade {row[0]}: {len(more)} extra values for "
-                                     f"{len(extra_header)} extra columns")
-                writer.writerow(list(row) + more)
-                count += 1
+        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(header + list(extra_header))
+                for row in cur:   # csv writes None as an empty field and floats by repr
+                    more = list((extra or {}).get(row[0], blank)) if extra_header else []
+                    if len(more) != len(extra_header):
+                        raise StoreError(f"trade {row[0]}: {len(more)} extra values for "
+                                         f"{len(extra_header)} extra columns")
+                    writer.writerow(list(row) + more)
+                    count += 1
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp_name, out)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        fsync_dir(out.parent)
         return count

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,24 @@ def sample_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "synthetic_sample_15m.csv"
     write_csv(generate_sample(), path)
     return path
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+_ABSENT: set[str] = set()
+
+
+def require_shared(path: Path, what: str = "golden parity") -> None:
+    """Skip when ../shared data is absent (a fresh clone), with the reason in one line at the
+    end of the run; with CI set, its absence is a failure, never a silent skip."""
+    if Path(path).exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but {path} is absent: {what} not checked", pytrace=False)
+    _ABSENT.add(what)
+    pytest.skip(f"{path} absent: {what} not checked")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _ABSENT:
+        terminalreporter.write_line(f"NOTE: ../shared ({SHARED}) is absent: {', '.join(sorted(_ABSENT))} "
+                                    "tests skipped (set CI=1 to make this a failure)")

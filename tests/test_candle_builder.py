@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.conftest import require_shared
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -149,8 +151,8 @@ def test_only_complete_epoch_buckets_come_out(slots: set[int], intervals: tuple[
 def test_btc_15m_to_60m_matches_the_golden_bars_exactly() -> None:
     source = SHARED / "data" / "BTCUSDT_15m.csv"
     golden = SHARED / "data" / "golden" / "btc-60m-from-15m" / "features.csv.gz"
-    if not (source.exists() and golden.exists()):
-        pytest.skip("../shared golden data is absent")
+    require_shared(source, "candle builder parity")
+    require_shared(golden, "candle builder parity")
     bars, rejected = read_csv_bars(source)
     assert rejected == []
     ours = aggregate(bars, M15, H1)

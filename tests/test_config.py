@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import require_shared
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -92,8 +94,7 @@ def test_default_config_loads_the_packaged_example() -> None:
 @pytest.mark.parametrize("case", GOLDEN_CASES)
 def test_golden_exporter_config_is_accepted_field_for_field(case: str) -> None:
     path = GOLDEN / case / "config.json"
-    if not path.exists():
-        pytest.skip("../shared golden data absent")
+    require_shared(path, "golden config parity")
     raw = json.loads(path.read_text(encoding="utf-8"))
     dumped = load_config(path).model_dump(mode="json")
     assert dumped == raw
@@ -103,8 +104,7 @@ def test_golden_exporter_config_is_accepted_field_for_field(case: str) -> None:
 @pytest.mark.golden
 def test_golden_minutes_case_resolves_to_the_bar_counts_the_backtest_used() -> None:
     path = GOLDEN / "eth-15m-minutes" / "config.json"
-    if not path.exists():
-        pytest.skip("../shared golden data absent")
+    require_shared(path, "golden config parity")
     assert load_config(path).windows() == Windows(ema_fast=96, ema_slow=672, z_window=672,
                                                   atr_window=96)
 

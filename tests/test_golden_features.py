@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import require_shared
+
 from agent.config import load_config
 from agent.strategy import Decision, SellerExhaustionStrategy, StrategyParams, compute_features
 from data.bar import Bar
@@ -56,7 +58,7 @@ def _cell(text: str) -> float:
 def _load(case: str) -> Golden:
     folder = GOLDEN / case
     if not (folder / "features.csv.gz").is_file():
-        pytest.skip(f"golden data absent: {folder}")
+        require_shared(folder / "features.csv.gz", "golden features parity")
     params = StrategyParams.from_config(load_config(folder / "config.json"))
     bars: list[Bar] = []
     exhaustion: list[bool] = []

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_shared
+
 from agent.config import load_config
 from agent.engine import Engine
 from agent.session import replay_session
@@ -120,7 +122,7 @@ def _agent_busy(signal: str, agent_trades: dict, open_trade, tf_ms: int) -> bool
 @pytest.mark.parametrize("case", list(CASES))
 def test_engine_reproduces_every_golden_trade_or_names_the_allowed_divergence(case, tmp_path):
     if not GOLDEN.exists():
-        pytest.skip("../shared/data/golden is not present")
+        require_shared(GOLDEN, "golden trades parity")
     engine = _replay(case, tmp_path)
     tf_ms = engine.config.timeframe_minutes * 60_000
     try:

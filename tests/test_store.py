@@ -15,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from persistence.records import OrderRecord, SignalRecord, SnapshotRecord, TradeRecord
-from persistence.store import SCHEMA_VERSION, Store, StoreError, iso_from_ms, ms_from_iso
+from persistence.records import DataFolderIdentity
+from persistence.store import (SCHEMA_VERSION, DataFolderMismatch, Store, StoreCorrupt, StoreError,
+                               iso_from_ms, ms_from_iso)
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = 1_754_051_400_000          # 2025-08-01T12:30:00Z
@@ -119,10 +121,14 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
         Store(db_path)
 
 
-def test_file_that_is_not_sqlite_is_refused(db_path: Path) -> None:
-    db_path.write_bytes(b"this is a text file, not a database" * 100)
-    with pytest.raises(StoreError, match="cannot use .*trades.db as trades.db: file is not a database"):
+def test_file_that_is_not_sqlite_is_refused_and_set_aside(db_path: Path) -> None:
+    junk = b"this is a text file, not a database" * 100
+    db_path.write_bytes(junk)
+    with pytest.raises(StoreCorrupt, match="file is not a database") as info:
         Store(db_path)
+    assert not db_path.exists(), "the damaged file is moved, never reused or overwritten"
+    assert info.value.moved_to.read_bytes() == junk
+    assert info.value.moved_to.name.startswith("trades.db.corrupt-")
 
 
 def test_foreign_sqlite_database_is_refused(db_path: Path) -> None:
@@ -601,3 +607,140 @@ def test_export_is_readable_while_the_engine_holds_the_store(store: Store, db_pa
     finally:
         reader.close()
 
+
+
+# --- integrity, identity, read-only (issue 9) --------------------------------------------------
+
+def _filled_store(db_path: Path, trades: int = 30) -> None:
+    s = Store(db_path, wall_clock_ms=lambda: WALL)
+    for i in range(trades):
+        s.insert_trade(closed_trade(T0 + i * MIN, T0 + i * MIN + MIN, 1.0, 0.1))
+        s.insert_signal(make_signal(T0 + i * MIN, reason="x" * 2000))
+    s.commit()
+    s.close()
+
+
+def _overwrite_middle_pages(db_path: Path, pages: int) -> None:
+    size = db_path.stat().st_size
+    with open(db_path, "r+b") as fh:
+        fh.seek(size // 3)
+        fh.write(bytes(range(256)) * (pages * 4096 // 256))
+
+
+def test_overwritten_pages_in_the_middle_are_detected_and_the_file_set_aside(db_path: Path) -> None:
+    _filled_store(db_path)
+    _overwrite_middle_pages(db_path, 3)
+    with pytest.raises(StoreCorrupt) as info:
+        Store(db_path)
+    assert not db_path.exists() and info.value.moved_to.exists()
+    again = Store(db_path)        # the next open starts clean; the damaged copy stays put
+    again.close()
+    assert info.value.moved_to.exists()
+
+
+def test_a_truncated_trades_db_is_detected(db_path: Path) -> None:
+    _filled_store(db_path)
+    data = db_path.read_bytes()
+    db_path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StoreCorrupt):
+        Store(db_path)
+
+
+def test_a_read_only_open_reports_damage_and_moves_nothing(db_path: Path) -> None:
+    _filled_store(db_path)
+    _overwrite_middle_pages(db_path, 3)
+    before = sorted(p.name for p in db_path.parent.iterdir())
+    with pytest.raises(StoreCorrupt, match="nothing was changed") as info:
+        Store(db_path, read_only=True)
+    assert info.value.moved_to is None
+    assert sorted(p.name for p in db_path.parent.iterdir()) == before
+
+
+def test_a_read_only_open_creates_no_file(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no trades.db"):
+        Store(tmp_path / "trades.db", read_only=True)
+    assert list(tmp_path.iterdir()) == []
+    _filled_store(tmp_path / "trades.db", trades=2)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    ro = Store(tmp_path / "trades.db", read_only=True)
+    assert len(ro.closed_trades()) == 2
+    ro.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "no -wal/-shm left behind"
+
+
+def test_a_read_only_open_cannot_write(db_path: Path) -> None:
+    _filled_store(db_path, trades=1)
+    ro = Store(db_path, read_only=True)
+    with pytest.raises(StoreError):
+        ro.set_meta("x", "y")
+    ro.close()
+
+
+BTC = DataFolderIdentity("BTC/USDT", "15m", "paper")
+
+
+def test_a_folder_is_claimed_on_first_use_and_refuses_another_pair_timeframe_or_mode(db_path: Path) -> None:
+    s = Store(db_path)
+    assert s.check_identity(BTC) is True
+    assert s.check_identity(BTC) is False
+    s.insert_trade(make_trade())
+    s.commit()
+    for other in (DataFolderIdentity("ETH/USDT", "15m", "paper"),
+                  DataFolderIdentity("BTC/USDT", "1h", "paper"),
+                  DataFolderIdentity("BTC/USDT", "15m", "live")):
+        with pytest.raises(DataFolderMismatch) as info:
+            s.check_identity(other)
+        assert str(BTC) in str(info.value) and str(other) in str(info.value)
+    s.close()
+    reopened = Store(db_path)
+    assert reopened.identity() == BTC, "the claim is durable"
+    reopened.close()
+
+
+def test_a_claimed_folder_that_recorded_nothing_can_be_claimed_for_another_market(db_path: Path) -> None:
+    s = Store(db_path)
+    s.check_identity(BTC)
+    eth = DataFolderIdentity("ETH/USDT", "15m", "paper")
+    assert s.check_identity(eth) is True
+    assert s.identity() == eth
+    s.close()
+
+
+def test_a_pre_schema_3_ledger_is_judged_by_its_trades(db_path: Path) -> None:
+    _filled_store(db_path, trades=1)
+    with sqlite3.connect(db_path) as conn:        # as written by schema 2
+        conn.execute("DROP TABLE identity")
+        conn.execute("PRAGMA user_version = 2")
+    s = Store(db_path)                            # migrates to 3: the table, still unclaimed
+    assert s.identity() is None
+    with pytest.raises(DataFolderMismatch, match="BTC/USDT"):
+        s.check_identity(DataFolderIdentity("ETH/USDT", "15m", "paper"))
+    with pytest.raises(DataFolderMismatch, match="ETH/USDT 1h paper"):
+        s.check_identity(BTC, legacy=DataFolderIdentity("ETH/USDT", "1h", "paper"))
+    assert s.check_identity(BTC) is True
+    s.close()
+
+
+def test_export_never_writes_over_the_ledger(store: Store, db_path: Path) -> None:
+    store.insert_trade(make_trade())
+    store.commit()
+    before = db_path.read_bytes()
+    with pytest.raises(StoreError, match="ledger"):
+        store.export_trades_csv(db_path)
+    assert db_path.read_bytes() == before
+
+
+def test_a_failed_export_leaves_the_previous_file_and_no_temp_file(store: Store, tmp_path: Path) -> None:
+    store.insert_trade(make_trade())
+    store.commit()
+    out = tmp_path / "out.csv"
+    out.write_text("previous export\n")
+    with pytest.raises(StoreError, match="extra values"):
+        store.export_trades_csv(out, ("a", "b"), {1: (1,)})
+    assert out.read_text() == "previous export\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_trades_db_is_created_owner_only(db_path: Path) -> None:
+    Store(db_path).close()
+    assert db_path.stat().st_mode & 0o777 == 0o600

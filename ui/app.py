@@ -25,6 +25,44 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Debian/Ubuntu packages of the X11 (xcb) libraries PySide6's xcb platform plugin loads, by the
+# library name ctypes looks for. Qt aborts the process (SIGABRT) when one is missing.
+XCB_PACKAGES = {
+    "xcb-cursor": "libxcb-cursor0", "xkbcommon-x11": "libxkbcommon-x11-0",
+    "xcb-icccm": "libxcb-icccm4", "xcb-image": "libxcb-image0", "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-randr": "libxcb-randr0", "xcb-render-util": "libxcb-render-util0",
+    "xcb-shape": "libxcb-shape0", "xcb-xinerama": "libxcb-xinerama0", "xcb-xkb": "libxcb-xkb1",
+}
+_HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb")
+
+
+def gui_unavailable_reason(env: dict[str, str] | None = None,
+                           find_library: Callable[[str], str | None] | None = None) -> str | None:
+    """Why the window cannot open on this machine (one line, with what to do), or None.
+    Checked before any window is created: without a display or the xcb libraries Qt aborts
+    the whole process instead of raising."""
+    if not sys.platform.startswith("linux"):
+        return None
+    env = os.environ if env is None else env
+    platform = env.get("QT_QPA_PLATFORM", "").split(":")[0]
+    if platform in _HEADLESS_PLATFORMS:
+        return None
+    if platform.startswith("wayland") or (not platform and env.get("WAYLAND_DISPLAY")
+                                         and not env.get("DISPLAY")):
+        return None if env.get("WAYLAND_DISPLAY") else (
+            "no Wayland display (WAYLAND_DISPLAY is not set): run headless with --no-gui")
+    if not env.get("DISPLAY"):
+        return "no display to open the window on (DISPLAY is not set): run headless with --no-gui"
+    if find_library is None:
+        import ctypes.util
+
+        find_library = ctypes.util.find_library
+    missing = [pkg for lib, pkg in XCB_PACKAGES.items() if find_library(lib) is None]
+    if missing:
+        return (f"the window needs X11 libraries that are not installed: sudo apt install "
+                f"{' '.join(missing)} (Debian/Ubuntu), or run headless with --no-gui")
+    return None
+
 
 def run_gui(engine_factory: Callable[[], Engine], *, autostart: bool) -> int:
     """Open the window over the engine `engine_factory()` builds (inside the running loop) and
