@@ -34,3 +34,7 @@ def sample_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "synthetic_sample_15m.csv"
     write_csv(generate_sample(), path)
     return path
+
+
+# The local exchange simulator's fixtures (`sim`, `ccxt_client`), available to every test.
+from tests.exchange_sim.fixtures import ccxt_client, sim  # noqa: E402,F401
