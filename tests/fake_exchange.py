@@ -197,3 +197,27 @@ class FakeExchange:
 
     async def close(self) -> None:
         self.closed = True
+
+
+class ScaledClock:
+    """Real time sped up `speed` times from `start_ms` (market time): for runs against real
+    sockets (the simulator, benchmarks) where a virtual clock cannot stop the network."""
+
+    def __init__(self, start_ms: int, speed: float) -> None:
+        import time as _time
+        self._perf = _time.perf_counter
+        self.start_ms, self.speed = start_ms, speed
+        self._t0 = self._perf()
+
+    def now_ms(self) -> int:
+        return self.start_ms + int((self._perf() - self._t0) * 1000 * self.speed)
+
+    def real_at(self, market_ms: int) -> float:
+        """perf_counter() value at which the market clock reads market_ms."""
+        return self._t0 + (market_ms - self.start_ms) / 1000 / self.speed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+    async def sleep_until(self, wake_ms: int) -> None:
+        await self.sleep((wake_ms - self.now_ms()) / 1000)
