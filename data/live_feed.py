@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,20 +49,20 @@ from data.feed_health import FeedClock, FeedHealth, SystemClock
 from data.market import BarClosed, BarOpened, FeedEnded, FeedStatus, MarketEvent, PriceUpdate
 from data.validator import bar_problem
 
-try:                                   # the exchange library's error classes, when present
-    import ccxt as _ccxt
-    _TRANSIENT: tuple[type[BaseException], ...] = (_ccxt.OperationFailed, OSError, TimeoutError)
-except ImportError:                    # pragma: no cover - ccxt is a dependency
-    _TRANSIENT = (OSError, TimeoutError)
-
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 1000                      # Binance returns at most 1000 candles per klines call
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Network trouble and exchange hiccups (retried); anything else is a real error."""
-    return isinstance(exc, _TRANSIENT)
+    """Network trouble and exchange hiccups (retried); anything else is a real error.
+
+    ccxt is looked up, not imported: a replay session imports this module and must not load
+    the exchange library (and if ccxt is not loaded, no ccxt error can have been raised)."""
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    ccxt = sys.modules.get("ccxt")
+    return ccxt is not None and isinstance(exc, ccxt.OperationFailed)
 
 
 def ccxt_timeframe(minutes: int) -> str:
