@@ -144,6 +144,7 @@ class Engine:
         self._feed_task: asyncio.Task | None = None
         self._finished = asyncio.Event()
         self._feed_state = "stopped"
+        self._feed_status: mk.FeedStatus | None = None  # a live feed's last report
         self._history: deque[Decision] = deque(maxlen=HISTORY_BARS)
         self._updates: deque[OrderUpdate] = deque()    # venue reports not applied yet
         self._deferred: list[OrderUpdate] = []         # recovered fills, applied at their time
@@ -204,7 +205,8 @@ class Engine:
             pair=self.config.exchange.trading_pair, timeframe=self.config.timeframe,
             balance=a.balance, equity=a.equity(), day_pnl=a.day_pnl(), unrealized_pnl=a.unrealized(),
             last_price=a.live_price, last_bar_ts=self._last_seen_ts, open_trade=a.trade,
-            feed_state=self._feed_state, exchange_state=self.venue.mode, latency_ms=None,
+            feed_state=self._feed_state_text(), exchange_state=self.venue.mode,
+            latency_ms=self._feed_status.latency_ms if self._feed_status else None,
             last_update_ts=None if self._last_seen_ts is None else self._last_seen_ts + self._tf_ms)
 
     # ----- commands ---------------------------------------------------------------------------
@@ -416,6 +418,9 @@ class Engine:
         lock, feed_ended, bar_closed = self._lock, mk.FeedEnded, mk.BarClosed
         async for event in self.source.events(self._durable_bar_ts):
             kind = type(event)
+            if kind is mk.FeedStatus:
+                self._on_feed_status(event)
+                continue
             if kind is feed_ended:
                 await self._feed_ended(event)
                 return
@@ -432,6 +437,26 @@ class Engine:
                     log.critical("%s", exc)
                     self._halt_now(f"internal safety stop: {exc}")
         await self._feed_ended(mk.FeedEnded("lost", "the market data stream ended without a word"))
+
+    def _on_feed_status(self, status: mk.FeedStatus) -> None:
+        """A live feed's health report: kept for status(), passed on to subscribers. While the
+        data is not whole (a gap the feed could not fill) no new entry is taken."""
+        self._feed_status = status
+        self.bus.publish(status)  # type: ignore[arg-type]   # not state: nothing to make durable
+
+    def _feed_state_text(self) -> str:
+        fs = self._feed_status
+        if fs is None or fs.state == "ok" or self._feed_state not in ("live", "catching up"):
+            return self._feed_state
+        return f"{fs.state} ({fs.transport})"
+
+    def _data_gap(self) -> str | None:
+        fs = self._feed_status
+        if fs is None or fs.data_whole:
+            return None
+        gaps = [p for p in fs.problems if p.startswith("data gap")]
+        return "market data incomplete" + (f" ({gaps[0]})" if gaps else "") + \
+            ": entries paused until it is whole"
 
     async def _feed_ended(self, event: mk.FeedEnded) -> None:
         async with self._lock:
@@ -570,6 +595,8 @@ class Engine:
             return f"engine {self.run_state.lower()}" + (f": {self.halt_reason}" if self.halt_reason else "")
         if self._trade is not None:
             return "in position"
+        if (gap := self._data_gap()) is not None:
+            return gap
         if self.ex.pending is not None or self.ex.entry_in_flight():
             return "an entry is already in progress"
         if self.params.use_fib_exits and d.fib is None:
@@ -583,6 +610,9 @@ class Engine:
         assert self.risk is not None and self.acct.day is not None
         if self._run.state is not RunState.RUNNING:
             self.ex.drop_pending(f"engine {self.run_state.lower()} before the entry")
+            return
+        if (gap := self._data_gap()) is not None:
+            self.ex.drop_pending(gap)
             return
         self.ex.transition(Trigger.CHECK_RISK)
         verdict = self.risk.check(balance=self.acct.balance, equity=self.acct.equity(), entry=reference,

@@ -7,23 +7,32 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, Protocol
 
-from agent.clock import ReplayClock
+from agent.clock import Clock, ReplayClock, WallClock
 from agent.config import AgentConfig
 from agent.engine import Engine
 from agent.paper_venue import PaperVenue
+from agent.strategy import StrategyParams
 from data import market as mk
+from data.candle_cache import CANDLE_CACHE_FILE, CandleCache
+from data.feed_health import FeedClock
+from data.live_feed import LiveFeed
 from data.replay_feed import ReplayFeed, load_replay
 from persistence.paths import DataDir
 
 PAPER_VENUE_FILE = "paper_venue.db"
 
 
+class Feed(Protocol):
+    def stream(self, resume_after_ts: int | None = None) -> AsyncIterator[mk.MarketEvent]: ...
+
+
 class PaperRoutedSource:
     """Market events from a feed, shown to the paper venue first: its resting orders fill on a
     price before the engine sees that price, as they would at an exchange."""
 
-    def __init__(self, feed: ReplayFeed, venue: PaperVenue) -> None:
+    def __init__(self, feed: Feed, venue: PaperVenue) -> None:
         self.feed = feed
         self.venue = venue
 
@@ -65,3 +74,44 @@ def replay_session(config: AgentConfig, data_dir: Path, csv_path: Path, speed: f
         venue.close_now()
         raise
     return engine
+
+
+def live_feed(config: AgentConfig, data_dir: Path, exchange: Any, *,
+              clock: FeedClock | None = None, balance=None, **options: Any) -> LiveFeed:
+    """A LiveFeed for the config's pair and timeframe on a ccxt.pro instance, warmed up with the
+    strategy's own warm-up length (STRATEGY.md's EMA-memory rule), candles cached in the data
+    folder's candles.db. `options` go to LiveFeed (tests shorten backoffs and the like)."""
+    feed_cfg = config.data_feed
+    cache = CandleCache(DataDir(Path(data_dir)).root / CANDLE_CACHE_FILE,
+                        exchange=str(getattr(exchange, "id", "") or config.exchange.exchange_name))
+    return LiveFeed(exchange, config.exchange.trading_pair, config.timeframe_minutes,
+                    warmup_bars=StrategyParams.from_config(config).warmup_bars(), cache=cache,
+                    use_websocket=feed_cfg.use_websocket,
+                    rest_interval_s=feed_cfg.rest_api_interval_seconds,
+                    max_missing_bars=feed_cfg.max_missing_bars, validate=feed_cfg.validate_ohlcv,
+                    clock=clock, balance=balance, **options)
+
+
+def live_paper_session(config: AgentConfig, data_dir: Path, exchange: Any, *,
+                       feed_clock: FeedClock | None = None, engine_clock: Clock | None = None,
+                       **feed_options: Any) -> Engine:
+    """Live candles and prices from an exchange (a ccxt.pro instance the caller made and
+    closes), orders on the paper venue, which fills resting orders on the live prices.
+
+    The feed is `engine.source.feed`; `await engine.source.feed.close()` after `engine.stop()`
+    closes the exchange connection and the candle cache.
+    """
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    venue = paper_venue(config, data_dir)
+
+    def make_source(cfg: AgentConfig) -> PaperRoutedSource:
+        return PaperRoutedSource(live_feed(cfg, data_dir, exchange, clock=feed_clock,
+                                           balance=venue.balances, **feed_options), venue)
+
+    try:
+        source = make_source(config)
+        return Engine(config, data_dir=data_dir, source=source, venue=venue,
+                      clock=engine_clock or WallClock(), source_factory=make_source)
+    except Exception:
+        venue.close_now()
+        raise

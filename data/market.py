@@ -5,6 +5,10 @@ the current one after a live restart or reconnect). Catch-up only warms the indi
 enters, exits, marks a position or moves the daily-loss check.
 
 A live bar arrives as BarOpened (its first price), any number of PriceUpdates, then BarClosed.
+A live feed also reports its own condition with FeedStatus (transport, health checks, whether
+the data is whole); while `data_whole` is False a candle gap could not be filled from the
+exchange and no new entry may be taken.
+
 A feed ends with FeedEnded: `finished` when the data ran out by design (the end of a replay
 file), `lost` when it failed (the connection could not be restored).
 """
@@ -43,4 +47,25 @@ class FeedEnded:
     detail: str = ""
 
 
-MarketEvent = Union[BarOpened, PriceUpdate, BarClosed, FeedEnded]
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    """The live feed's condition, published whenever any part of it changes.
+
+    state: "ok" (every check passes), "degraded" (data still flows: REST fallback, a failed
+    check), "down" (no market data: reconnecting). transport: "websocket", "rest" or
+    "reconnecting". data_whole False: a gap could not be filled; entries pause until it is.
+    """
+
+    ts: int
+    state: Literal["ok", "degraded", "down"]
+    transport: Literal["websocket", "rest", "reconnecting"]
+    data_whole: bool
+    problems: tuple[str, ...] = ()
+    latency_ms: float | None = None          # REST ping round trip
+    last_message_ts: int | None = None       # last market data received (any transport)
+    last_candle_close_ts: int | None = None  # close time of the last closed candle
+    uptime_ratio: float = 1.0                # share of health checks with the socket alive
+    live: bool = True
+
+
+MarketEvent = Union[BarOpened, PriceUpdate, BarClosed, FeedEnded, FeedStatus]

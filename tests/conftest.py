@@ -56,3 +56,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if _ABSENT:
         terminalreporter.write_line(f"NOTE: ../shared ({SHARED}) is absent: {', '.join(sorted(_ABSENT))} "
                                     "tests skipped (set CI=1 to make this a failure)")
+
+
+# The local exchange simulator's fixtures (`sim`, `ccxt_client`), available to every test.
+from tests.exchange_sim.fixtures import ccxt_client, sim  # noqa: E402,F401

@@ -1,0 +1,937 @@
+"""A Binance-spot simulator on aiohttp (HTTP + WebSocket on 127.0.0.1) for the real ccxt client.
+
+What it speaks (paths under /api/v3, as ccxt's binance class sends them):
+- public: ping, time, exchangeInfo (PRICE_FILTER, LOT_SIZE, NOTIONAL), klines, ticker/24hr,
+  ticker/bookTicker, ticker/price, depth, trades;
+- signed (HMAC-SHA256 over the raw query/body, X-MBX-APIKEY, timestamp within recvWindow):
+  account, order POST/GET/DELETE (MARKET, LIMIT, LIMIT_MAKER, STOP_LOSS, STOP_LOSS_LIMIT; by
+  orderId or client order id), openOrders, allOrders, myTrades, orderList/oco;
+- WebSocket at /ws/<n>: SUBSCRIBE/UNSUBSCRIBE to <sym>@kline_<tf>, @trade, @bookTicker,
+  @ticker, @miniTicker.
+
+Market model: one symbol; the last price moves only when the test says (`set_price`, `play`).
+The book is synthetic around the last price: best bid = last price on the tick grid, best ask one
+tick above, `book_levels` levels of `level_qty` each `level_gap_ticks` apart. A market order walks
+it (a fill per level; what the book cannot take expires: a partial fill). Resting orders are
+matched on every price change: a sell limit fills at its price when the last price reaches it, a
+stop triggers when the price falls to its stop (STOP_LOSS sells at market, STOP_LOSS_LIMIT rests
+its limit). `liquidity_per_tick` caps what one price change fills of a resting order (partial
+fills). When one leg of an OCO list executes the other expires, as Binance does. Commission is
+`fee_rate` of each fill, charged in the asset received (base on a buy, quote on a sell) unless
+`commission_asset` names one.
+
+Faults (`sim.fault(...)`, or `--fault` on the command line) apply to matching requests, a given
+number of times: delay, hang (never processed: the client times out), lost_reply (processed,
+the reply never comes: an ambiguous submit), abort / abort_after (connection cut before / after
+processing), error (any status with a Binance code, optional Retry-After), html (a gateway page),
+malformed (200 with truncated JSON). `drop_sockets()` cuts every WebSocket connection;
+`refuse_sockets` rejects new ones.
+
+Every request is logged in `sim.requests` (method, path, params) so tests can assert what the
+exchange saw, e.g. exactly one POST order.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+log = logging.getLogger(__name__)
+
+D = Decimal
+API = "/api/v3"
+TF_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
+         "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
+         "12h": 43_200_000, "1d": 86_400_000}
+FINAL = ("FILLED", "CANCELED", "EXPIRED", "REJECTED")
+
+
+def fmt(x: Decimal | float | int) -> str:
+    d = x if isinstance(x, Decimal) else D(str(x))
+    return f"{d.normalize():f}" if d != 0 else "0.00000000"
+
+
+def dec(x: Any) -> Decimal:
+    return x if isinstance(x, Decimal) else D(str(x))
+
+
+class BinanceError(Exception):
+    def __init__(self, status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status} {code} {msg}")
+        self.status, self.code, self.msg, self.headers = status, code, msg, headers or {}
+
+
+@dataclass
+class SimMarket:
+    base: str = "BTC"
+    quote: str = "USDT"
+    tick: Decimal = D("0.01")
+    step: Decimal = D("0.00001")
+    min_qty: Decimal = D("0.00001")
+    min_notional: Decimal = D("5")
+    notional_filter: str = "NOTIONAL"        # or "MIN_NOTIONAL" (older symbols)
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.base}{self.quote}"
+
+    @property
+    def unified(self) -> str:
+        return f"{self.base}/{self.quote}"
+
+
+@dataclass
+class Fault:
+    path: str                    # "order", "orderList/oco", "*" (any), relative to /api/v3
+    kind: str                    # delay|hang|lost_reply|abort|abort_after|error|html|malformed
+    method: str | None = None    # None: any method
+    times: int = 1               # how many matching requests; -1 forever
+    seconds: float = 0.0         # delay
+    status: int = 500
+    code: int = -1000
+    msg: str = "An unknown error occurred while processing the request."
+    retry_after: int | None = None
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return ((self.method is None or self.method == method)
+                and (self.path == "*" or self.path == path) and self.times != 0)
+
+
+@dataclass
+class Order:
+    order_id: int
+    client_id: str
+    side: str
+    type: str
+    qty: Decimal
+    price: Decimal | None
+    stop: Decimal | None
+    time_in_force: str | None
+    time: int
+    status: str = "NEW"
+    executed: Decimal = D(0)
+    quote_qty: Decimal = D(0)
+    update_time: int = 0
+    working_time: int = -1
+    triggered: bool = False
+    list_id: int = -1
+    locked_asset: str | None = None
+    locked: Decimal = D(0)
+    fills: list[dict] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.executed
+
+
+@dataclass
+class Candle:
+    ts: int
+    o: Decimal
+    h: Decimal
+    l: Decimal
+    c: Decimal
+    v: Decimal = D(0)
+    q: Decimal = D(0)
+    n: int = 0
+
+    def row(self, tf_ms: int) -> list:
+        return [self.ts, fmt(self.o), fmt(self.h), fmt(self.l), fmt(self.c), fmt(self.v),
+                self.ts + tf_ms - 1, fmt(self.q), self.n, "0", "0", "0"]
+
+
+class ExchangeSim:
+    def __init__(self, *, symbol: str = "BTC/USDT", price: float = 30_000.0,
+                 balances: dict[str, float] | None = None, market: SimMarket | None = None,
+                 api_key: str = "sim-key", secret: str = "sim-secret", timeframe: str = "15m",
+                 fee_rate: float = 0.001, commission_asset: str | None = None,
+                 book_levels: int = 20, level_qty: float = 1.0, level_gap_ticks: int = 1,
+                 liquidity_per_tick: float | None = None, recv_window_ms: int = 5_000,
+                 hang_seconds: float = 30.0, clock=None) -> None:
+        base, quote = symbol.split("/")
+        self.m = market or SimMarket(base=base, quote=quote)
+        self.api_key, self.secret = api_key, secret
+        self.timeframe, self.tf_ms = timeframe, TF_MS[timeframe]
+        self.fee_rate = dec(fee_rate)
+        self.commission_asset = commission_asset
+        self.book_levels, self.level_qty, self.level_gap_ticks = book_levels, dec(level_qty), level_gap_ticks
+        self.liquidity_per_tick = None if liquidity_per_tick is None else dec(liquidity_per_tick)
+        self.recv_window_ms = recv_window_ms
+        self.hang_seconds = hang_seconds
+        self.clock = clock or (lambda: time.time_ns() // 1_000_000)   # market time, Unix ms
+        self.price = self._tick_down(dec(price))
+        self.free: dict[str, Decimal] = {self.m.base: D(0), self.m.quote: D(0)}
+        self.locked: dict[str, Decimal] = {self.m.base: D(0), self.m.quote: D(0)}
+        for asset, amount in (balances or {}).items():
+            self.free[asset] = dec(amount)
+            self.locked.setdefault(asset, D(0))
+        self.orders: dict[int, Order] = {}
+        self.by_client: dict[str, int] = {}
+        self.lists: dict[int, dict] = {}
+        self.my_trades: list[dict] = []
+        self.candles: list[Candle] = []
+        self.requests: list[tuple[str, str, dict]] = []
+        self.faults: list[Fault] = []
+        self.refuse_sockets = 0
+        self._ids = itertools.count(1)
+        self._list_ids = itertools.count(1)
+        self._trade_ids = itertools.count(1)
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._subs: dict[web.WebSocketResponse, set[str]] = {}
+        self._closing: asyncio.Event | None = None    # created in start() (needs a loop)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self._roll(self.clock())
+
+    # ----- lifecycle --------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> ExchangeSim:
+        self._closing = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", API + "/{path:.*}", self._http)
+        app.router.add_get("/ws", self._ws)
+        app.router.add_get("/ws/{n}", self._ws)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._closing is not None:
+            self._closing.set()
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ----- what tests drive -------------------------------------------------------------------
+    def fault(self, path: str, kind: str, *, method: str | None = None, times: int = 1, **kw: Any) -> Fault:
+        f = Fault(path=path, kind=kind, method=method, times=times, **kw)
+        self.faults.append(f)
+        return f
+
+    def count(self, method: str, path: str) -> int:
+        """Requests the exchange received (faulted or not) for METHOD path."""
+        return sum(1 for m, p, _ in self.requests if m == method and p == path)
+
+    def order_by_client_id(self, client_id: str) -> Order | None:
+        oid = self.by_client.get(client_id)
+        return None if oid is None else self.orders[oid]
+
+    def deposit(self, asset: str, amount: float) -> None:
+        self.free[asset] = self.free.get(asset, D(0)) + dec(amount)
+        self.locked.setdefault(asset, D(0))
+
+    def balance(self, asset: str) -> tuple[float, float]:
+        return float(self.free.get(asset, 0)), float(self.locked.get(asset, 0))
+
+    def load_history(self, rows: list[tuple[int, float, float, float, float, float]]) -> None:
+        """Closed candles (ts, open, high, low, close, volume) before the current one."""
+        self.candles = [Candle(ts, dec(o), dec(h), dec(l), dec(c), dec(v), dec(v) * dec(c), 1)
+                        for ts, o, h, l, c, v in rows] + [c for c in self.candles if c.ts > rows[-1][0]]
+        self.candles.sort(key=lambda c: c.ts)
+
+    def set_price(self, price: float, *, qty: float = 0.01, ts: int | None = None) -> None:
+        """A trade prints at `price` (market time `ts`, default the clock): candles move, resting
+        orders match, streams publish."""
+        now = self.clock() if ts is None else ts
+        p = self._tick_down(dec(price))
+        self.price = p
+        self._roll(now)
+        c = self.candles[-1]
+        c.h, c.l, c.c = max(c.h, p), min(c.l, p), p
+        c.v += dec(qty)
+        c.q += dec(qty) * p
+        c.n += 1
+        self._publish_trade(p, dec(qty), now)
+        self._match(now)
+        self._publish_kline(c, closed=False, now=now)
+        self._publish_book(now)
+
+    async def play(self, path: list[float], interval: float = 0.0) -> None:
+        for p in path:
+            self.set_price(p)
+            await asyncio.sleep(interval)
+
+    def drop_sockets(self) -> int:
+        """Cut every WebSocket connection without a close handshake."""
+        n = 0
+        for ws in list(self._sockets):
+            transport = ws._req.transport if ws._req is not None else None   # noqa: SLF001
+            if transport is not None:
+                transport.abort()
+                n += 1
+        return n
+
+    # ----- HTTP -------------------------------------------------------------------------------
+    async def _http(self, request: web.Request) -> web.StreamResponse:
+        path = request.match_info["path"]
+        method = request.method
+        raw_query = request.query_string
+        body = await request.text() if request.can_read_body else ""
+        params = dict(parse_qsl(raw_query, keep_blank_values=True))
+        params.update(dict(parse_qsl(body, keep_blank_values=True)))
+        self.requests.append((method, path, params))
+        fault = next((f for f in self.faults if f.matches(method, path)), None)
+        if fault is not None:
+            fault.hits += 1
+            if fault.times > 0:
+                fault.times -= 1
+        try:
+            if fault is not None:
+                early = await self._fault_before(fault, request)
+                if early is not None:
+                    return early
+            payload = self._dispatch(method, path, params, request.headers, raw_query, body)
+            if fault is not None:
+                late = await self._fault_after(fault, request, payload)
+                if late is not None:
+                    return late
+            return web.json_response(payload, dumps=json.dumps)
+        except BinanceError as e:
+            return web.json_response({"code": e.code, "msg": e.msg}, status=e.status, headers=e.headers)
+
+    async def _hang(self) -> None:
+        assert self._closing is not None
+        try:
+            await asyncio.wait_for(self._closing.wait(), self.hang_seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _fault_before(self, f: Fault, request: web.Request) -> web.StreamResponse | None:
+        if f.kind == "delay":
+            await asyncio.sleep(f.seconds)
+            return None
+        if f.kind == "hang":
+            await self._hang()
+            raise web.HTTPServiceUnavailable()
+        if f.kind == "abort":
+            if request.transport is not None:
+                request.transport.abort()
+            await asyncio.sleep(0)
+            raise web.HTTPServiceUnavailable()
+        if f.kind == "error":
+            headers = {"Retry-After": str(f.retry_after)} if f.retry_after is not None else {}
+            raise BinanceError(f.status, f.code, f.msg, headers)
+        if f.kind == "html":
+            return web.Response(status=f.status, content_type="text/html",
+                                text=f"<html><body><h1>{f.status} Gateway</h1></body></html>")
+        return None
+
+    async def _fault_after(self, f: Fault, request: web.Request, payload: Any) -> web.StreamResponse | None:
+        if f.kind == "lost_reply":
+            await self._hang()
+            raise web.HTTPServiceUnavailable()
+        if f.kind == "abort_after":
+            if request.transport is not None:
+                request.transport.abort()
+            await asyncio.sleep(0)
+            raise web.HTTPServiceUnavailable()
+        if f.kind == "malformed":
+            text = json.dumps(payload)
+            return web.Response(status=200, content_type="application/json", text=text[: len(text) // 2])
+        return None
+
+    def _dispatch(self, method: str, path: str, params: dict, headers, raw_query: str, body: str) -> Any:
+        public = {
+            ("GET", "ping"): lambda p: {},
+            ("GET", "time"): lambda p: {"serverTime": self.clock()},
+            ("GET", "exchangeInfo"): self._exchange_info,
+            ("GET", "klines"): self._klines,
+            ("GET", "uiKlines"): self._klines,
+            ("GET", "ticker/24hr"): self._ticker,
+            ("GET", "ticker/bookTicker"): self._book_ticker,
+            ("GET", "ticker/price"): lambda p: {"symbol": self.m.symbol, "price": fmt(self.price)},
+            ("GET", "depth"): self._depth,
+            ("GET", "trades"): lambda p: [],
+            ("GET", "avgPrice"): lambda p: {"mins": 5, "price": fmt(self.price), "closeTime": self.clock()},
+        }
+        signed = {
+            ("GET", "account"): self._account,
+            ("POST", "order"): self._new_order,
+            ("POST", "order/test"): lambda p: {},
+            ("GET", "order"): self._get_order,
+            ("DELETE", "order"): self._cancel_order,
+            ("GET", "openOrders"): lambda p: [self._order_json(o) for o in self.orders.values()
+                                              if o.status not in FINAL],
+            ("GET", "allOrders"): lambda p: [self._order_json(o) for o in self.orders.values()],
+            ("GET", "myTrades"): self._get_my_trades,
+            ("POST", "orderList/oco"): self._new_oco,
+        }
+        key = (method, path)
+        if key in public:
+            return public[key](params)
+        if key in signed:
+            self._check_signature(headers, raw_query if method in ("GET", "DELETE") else body, params)
+            return signed[key](params)
+        raise BinanceError(404, -1000, f"simulator: no endpoint {method} {API}/{path}")
+
+    def _check_signature(self, headers, signed_text: str, params: dict) -> None:
+        key = headers.get("X-MBX-APIKEY")
+        if not key:
+            raise BinanceError(401, -2014, "API-key format invalid.")
+        if key != self.api_key:
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        payload, sep, signature = signed_text.rpartition("&signature=")
+        if not sep:
+            raise BinanceError(400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+        try:
+            ts = int(params["timestamp"])
+        except (KeyError, ValueError):
+            raise BinanceError(400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.") from None
+        window = int(params.get("recvWindow", self.recv_window_ms))
+        wall = time.time_ns() // 1_000_000
+        if ts > wall + 1_000 or wall - ts > window:
+            raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+
+    # ----- public endpoints -------------------------------------------------------------------
+    def _symbol(self, params: dict, required: bool = True) -> None:
+        s = params.get("symbol")
+        if s is None and not required:
+            return
+        if s != self.m.symbol:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+
+    def _exchange_info(self, params: dict) -> dict:
+        m = self.m
+        return {
+            "timezone": "UTC", "serverTime": self.clock(), "rateLimits": [], "exchangeFilters": [],
+            "symbols": [{
+                "symbol": m.symbol, "status": "TRADING", "baseAsset": m.base, "baseAssetPrecision": 8,
+                "quoteAsset": m.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
+                "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
+                "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT",
+                               "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+                "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True,
+                "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False,
+                "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
+                "isMarginTradingAllowed": False,
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "minPrice": fmt(m.tick), "maxPrice": "1000000.00",
+                     "tickSize": fmt(m.tick)},
+                    {"filterType": "LOT_SIZE", "minQty": fmt(m.min_qty), "maxQty": "9000.00000000",
+                     "stepSize": fmt(m.step)},
+                    {"filterType": m.notional_filter, "minNotional": fmt(m.min_notional),
+                     "applyMinToMarket": True, "applyToMarket": True, "maxNotional": "9000000.00",
+                     "applyMaxToMarket": False, "avgPriceMins": 5},
+                ],
+                "permissions": [], "permissionSets": [["SPOT"]],
+                "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+                "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+            }],
+        }
+
+    def _klines(self, params: dict) -> list:
+        self._symbol(params)
+        if params.get("interval") != self.timeframe:
+            raise BinanceError(400, -1120, f"Invalid interval (the simulator serves {self.timeframe}).")
+        self._roll(self.clock())
+        limit = min(int(params.get("limit", 500)), 1000)
+        start, end = params.get("startTime"), params.get("endTime")
+        rows = [c for c in self.candles
+                if (start is None or c.ts >= int(start)) and (end is None or c.ts <= int(end))]
+        rows = rows[:limit] if start is not None else rows[-limit:]
+        return [c.row(self.tf_ms) for c in rows]
+
+    def _bid_ask(self) -> tuple[Decimal, Decimal]:
+        return self.price, self.price + self.m.tick
+
+    def _levels(self, side: str) -> list[tuple[Decimal, Decimal]]:
+        bid, ask = self._bid_ask()
+        gap = self.m.tick * self.level_gap_ticks
+        if side == "ask":
+            return [(ask + i * gap, self.level_qty) for i in range(self.book_levels)]
+        return [(bid - i * gap, self.level_qty) for i in range(self.book_levels) if bid - i * gap > 0]
+
+    def _ticker(self, params: dict) -> dict:
+        self._symbol(params)
+        self._roll(self.clock())
+        c = self.candles[-1]
+        bid, ask = self._bid_ask()
+        now = self.clock()
+        return {"symbol": self.m.symbol, "priceChange": fmt(self.price - c.o),
+                "priceChangePercent": "0", "weightedAvgPrice": fmt(self.price),
+                "prevClosePrice": fmt(c.o), "lastPrice": fmt(self.price), "lastQty": "0.01",
+                "bidPrice": fmt(bid), "bidQty": fmt(self.level_qty), "askPrice": fmt(ask),
+                "askQty": fmt(self.level_qty), "openPrice": fmt(c.o), "highPrice": fmt(c.h),
+                "lowPrice": fmt(c.l), "volume": fmt(c.v), "quoteVolume": fmt(c.q),
+                "openTime": now - 86_400_000, "closeTime": now, "firstId": 0, "lastId": 0, "count": c.n}
+
+    def _book_ticker(self, params: dict) -> dict:
+        self._symbol(params)
+        bid, ask = self._bid_ask()
+        return {"symbol": self.m.symbol, "bidPrice": fmt(bid), "bidQty": fmt(self.level_qty),
+                "askPrice": fmt(ask), "askQty": fmt(self.level_qty)}
+
+    def _depth(self, params: dict) -> dict:
+        self._symbol(params)
+        limit = int(params.get("limit", 100))
+        return {"lastUpdateId": len(self.requests),
+                "bids": [[fmt(p), fmt(q)] for p, q in self._levels("bid")[:limit]],
+                "asks": [[fmt(p), fmt(q)] for p, q in self._levels("ask")[:limit]]}
+
+    # ----- signed endpoints -------------------------------------------------------------------
+    def _account(self, params: dict) -> dict:
+        assets = sorted(set(self.free) | set(self.locked))
+        return {"makerCommission": 10, "takerCommission": 10, "buyerCommission": 0,
+                "sellerCommission": 0, "canTrade": True, "canWithdraw": True, "canDeposit": True,
+                "brokered": False, "requireSelfTradePrevention": False, "preventSor": False,
+                "updateTime": self.clock(), "accountType": "SPOT",
+                "balances": [{"asset": a, "free": fmt(self.free.get(a, D(0))),
+                              "locked": fmt(self.locked.get(a, D(0)))} for a in assets],
+                "permissions": ["SPOT"], "uid": 1}
+
+    def _find(self, params: dict) -> Order:
+        self._symbol(params)
+        if "orderId" in params:
+            o = self.orders.get(int(params["orderId"]))
+        elif "origClientOrderId" in params:
+            o = self.order_by_client_id(params["origClientOrderId"])
+        else:
+            raise BinanceError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        if o is None:
+            raise BinanceError(400, -2013, "Order does not exist.")
+        return o
+
+    def _get_order(self, params: dict) -> dict:
+        return self._order_json(self._find(params))
+
+    def _get_my_trades(self, params: dict) -> list[dict]:
+        self._symbol(params)
+        rows = self.my_trades
+        if "orderId" in params:
+            rows = [t for t in rows if t["orderId"] == int(params["orderId"])]
+        if "startTime" in params:
+            rows = [t for t in rows if t["time"] >= int(params["startTime"])]
+        return rows[-int(params.get("limit", 500)):]
+
+    def _cancel_order(self, params: dict) -> dict:
+        try:
+            o = self._find(params)
+        except BinanceError as e:
+            if e.code == -2013:
+                raise BinanceError(400, -2011, "Unknown order sent.") from None
+            raise
+        if o.status in FINAL:
+            raise BinanceError(400, -2011, "Unknown order sent.")
+        now = self.clock()
+        legs = [o]
+        if o.list_id >= 0:      # cancelling one leg cancels the whole list
+            legs = [self.orders[i] for i in self.lists[o.list_id]["orderIds"]]
+        for leg in legs:
+            if leg.status not in FINAL:
+                leg.status, leg.update_time = "CANCELED", now
+        self._release(legs)
+        if o.list_id >= 0:
+            self.lists[o.list_id]["listOrderStatus"] = "ALL_DONE"
+        reply = self._order_json(o)
+        reply["origClientOrderId"] = o.client_id
+        reply["clientOrderId"] = params.get("newClientOrderId") or f"cancel-{next(self._ids)}"
+        reply["transactTime"] = now
+        self._publish_book(now)
+        return reply
+
+    def _validate(self, side: str, type_: str, qty: Decimal, price: Decimal | None,
+                  stop: Decimal | None) -> None:
+        m = self.m
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(400, -1117, "Invalid side.")
+        if qty < m.min_qty or ((qty - m.min_qty) % m.step) != 0:
+            raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
+        for p in (price, stop):
+            if p is not None and (p <= 0 or (p % m.tick) != 0):
+                raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
+        ref = price if price is not None else self.price
+        if qty * ref < m.min_notional:
+            raise BinanceError(400, -1013, f"Filter failure: {m.notional_filter}")
+
+    def _new_order(self, params: dict) -> dict:
+        self._symbol(params)
+        side, type_ = params.get("side", ""), params.get("type", "")
+        if type_ not in ("MARKET", "LIMIT", "LIMIT_MAKER", "STOP_LOSS", "STOP_LOSS_LIMIT"):
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        cid = params.get("newClientOrderId") or f"sim-{next(self._ids)}"
+        if cid in self.by_client and self.orders[self.by_client[cid]].status not in FINAL:
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+        if "quantity" not in params:
+            raise BinanceError(400, -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.")
+        qty = dec(params["quantity"])
+        price = dec(params["price"]) if "price" in params else None
+        stop = dec(params["stopPrice"]) if "stopPrice" in params else None
+        if type_ in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT") and price is None:
+            raise BinanceError(400, -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
+        if type_ in ("STOP_LOSS", "STOP_LOSS_LIMIT") and stop is None:
+            raise BinanceError(400, -1102, "Mandatory parameter 'stopPrice' was not sent, was empty/null, or malformed.")
+        self._validate(side, type_, qty, price, stop)
+        now = self.clock()
+        o = Order(next(self._ids), cid, side, type_, qty, price, stop,
+                  params.get("timeInForce") if type_ in ("LIMIT", "STOP_LOSS_LIMIT") else None, now,
+                  update_time=now)
+        if type_ == "LIMIT_MAKER" and self._crosses(o):
+            raise BinanceError(400, -2010, "Order would immediately match and take.")
+        if type_ in ("STOP_LOSS", "STOP_LOSS_LIMIT") and self._stop_hit(o):
+            raise BinanceError(400, -2010, "Order would trigger immediately.")
+        self._lock([o])
+        self._book(o)
+        if type_ == "MARKET":
+            self._take(o, now)
+        elif type_ in ("LIMIT",) and self._crosses(o):
+            self._take(o, now, limit=price)
+        else:
+            o.working_time = now if type_ in ("LIMIT", "LIMIT_MAKER") else -1
+        self._publish_book(now)
+        return self._order_json(o, full=True)
+
+    def _new_oco(self, params: dict) -> dict:
+        self._symbol(params)
+        side = params.get("side", "")
+        qty = dec(params.get("quantity", "0"))
+        above_type, below_type = params.get("aboveType"), params.get("belowType")
+        if side != "SELL":
+            raise BinanceError(400, -1013, "The simulator supports SELL OCO lists only.")
+        if above_type not in ("LIMIT_MAKER",) or below_type not in ("STOP_LOSS", "STOP_LOSS_LIMIT"):
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        above_price = dec(params["abovePrice"]) if "abovePrice" in params else None
+        below_stop = dec(params["belowStopPrice"]) if "belowStopPrice" in params else None
+        below_price = dec(params["belowPrice"]) if "belowPrice" in params else None
+        if above_price is None or below_stop is None or (below_type == "STOP_LOSS_LIMIT" and below_price is None):
+            raise BinanceError(400, -1102, "Mandatory parameter was not sent, was empty/null, or malformed.")
+        for cid_key in ("listClientOrderId", "aboveClientOrderId", "belowClientOrderId"):
+            cid = params.get(cid_key)
+            if cid and cid in self.by_client and self.orders[self.by_client[cid]].status not in FINAL:
+                raise BinanceError(400, -2010, "Duplicate order sent.")
+        self._validate(side, "LIMIT_MAKER", qty, above_price, None)
+        self._validate(side, below_type, qty, below_price, below_stop)
+        if not (above_price > self.price > below_stop):
+            raise BinanceError(400, -2010, "The relationship of the prices for the orders is not correct.")
+        now = self.clock()
+        list_id = next(self._list_ids)
+        above = Order(next(self._ids), params.get("aboveClientOrderId") or f"sim-{next(self._ids)}", "SELL",
+                      "LIMIT_MAKER", qty, above_price, None, None, now, update_time=now,
+                      working_time=now, list_id=list_id)
+        below = Order(next(self._ids), params.get("belowClientOrderId") or f"sim-{next(self._ids)}", "SELL",
+                      below_type, qty, below_price, below_stop,
+                      params.get("belowTimeInForce", "GTC") if below_type == "STOP_LOSS_LIMIT" else None,
+                      now, update_time=now, list_id=list_id)
+        self._lock([below, above])
+        list_cid = params.get("listClientOrderId") or f"sim-list-{list_id}"
+        self.lists[list_id] = {"orderIds": [below.order_id, above.order_id], "listClientOrderId": list_cid,
+                               "listOrderStatus": "EXECUTING", "transactionTime": now}
+        self._book(below)
+        self._book(above)
+        return self._list_json(list_id)
+
+    def _list_json(self, list_id: int) -> dict:
+        lst = self.lists[list_id]
+        legs = [self.orders[i] for i in lst["orderIds"]]
+        return {"orderListId": list_id, "contingencyType": "OCO", "listStatusType": "EXEC_STARTED",
+                "listOrderStatus": lst["listOrderStatus"], "listClientOrderId": lst["listClientOrderId"],
+                "transactionTime": lst["transactionTime"], "symbol": self.m.symbol,
+                "orders": [{"symbol": self.m.symbol, "orderId": o.order_id, "clientOrderId": o.client_id}
+                           for o in legs],
+                "orderReports": [self._order_json(o, full=True) for o in legs]}
+
+    # ----- matching ---------------------------------------------------------------------------
+    def _book(self, o: Order) -> None:
+        self.orders[o.order_id] = o
+        self.by_client[o.client_id] = o.order_id
+
+    def _lock(self, orders: list[Order]) -> None:
+        """Reserve what the orders could spend; one OCO list locks its quantity once."""
+        o = orders[0]
+        if o.side == "SELL":
+            asset, need = self.m.base, o.qty
+        else:
+            asset = self.m.quote
+            ref = o.price if o.price is not None else self._levels("ask")[0][0]
+            need = o.qty * ref * (1 + self.fee_rate if self._commission(o.side) == self.m.quote else 1)
+        if self.free.get(asset, D(0)) < need:
+            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        self.free[asset] -= need
+        self.locked[asset] = self.locked.get(asset, D(0)) + need
+        o.locked_asset, o.locked = asset, need
+        for other in orders[1:]:
+            other.locked_asset = asset      # shares the first leg's lock
+
+    def _release(self, orders: list[Order]) -> None:
+        for o in orders:
+            if o.locked > 0 and o.locked_asset is not None:
+                self.locked[o.locked_asset] -= o.locked
+                self.free[o.locked_asset] += o.locked
+                o.locked = D(0)
+
+    def _crosses(self, o: Order) -> bool:
+        bid, ask = self._bid_ask()
+        if o.price is None:
+            return False
+        return o.price >= ask if o.side == "BUY" else o.price <= bid
+
+    def _stop_hit(self, o: Order) -> bool:
+        if o.stop is None:
+            return False
+        return self.price <= o.stop if o.side == "SELL" else self.price >= o.stop
+
+    def _commission(self, side: str) -> str:
+        if self.commission_asset is not None:
+            return self.commission_asset
+        return self.m.base if side == "BUY" else self.m.quote
+
+    def _fill(self, o: Order, price: Decimal, qty: Decimal, now: int, maker: bool) -> None:
+        quote = price * qty
+        asset = self._commission(o.side)
+        fee = (qty if asset == self.m.base else quote) * self.fee_rate
+        fee = fee.quantize(D("0.00000001"), rounding=ROUND_DOWN)
+        o.executed += qty
+        o.quote_qty += quote
+        o.update_time = now
+        if o.working_time < 0:
+            o.working_time = now
+        tid = next(self._trade_ids)
+        o.fills.append({"price": fmt(price), "qty": fmt(qty), "commission": fmt(fee),
+                        "commissionAsset": asset, "tradeId": tid})
+        self.my_trades.append({"symbol": self.m.symbol, "id": tid, "orderId": o.order_id,
+                               "orderListId": o.list_id, "price": fmt(price), "qty": fmt(qty),
+                               "quoteQty": fmt(quote), "commission": fmt(fee), "commissionAsset": asset,
+                               "time": now, "isBuyer": o.side == "BUY", "isMaker": maker,
+                               "isBestMatch": True})
+        # settle: spend from the lock first, then from free
+        spend_asset = self.m.base if o.side == "SELL" else self.m.quote
+        spend = qty if o.side == "SELL" else quote
+        if asset == spend_asset:
+            spend += fee
+        holder = o if o.list_id < 0 else self.orders[self.lists[o.list_id]["orderIds"][0]]
+        from_lock = min(spend, holder.locked)
+        holder.locked -= from_lock
+        self.locked[spend_asset] -= from_lock
+        self.free[spend_asset] -= spend - from_lock
+        gain_asset = self.m.quote if o.side == "SELL" else self.m.base
+        gain = quote if o.side == "SELL" else qty
+        if asset == gain_asset:
+            gain -= fee
+        elif asset not in (spend_asset, gain_asset):
+            self.free[asset] = self.free.get(asset, D(0)) - fee
+        self.free[gain_asset] = self.free.get(gain_asset, D(0)) + gain
+        self._publish_trade(price, qty, now)
+
+    def _take(self, o: Order, now: int, limit: Decimal | None = None) -> None:
+        """Walk the synthetic book; what it cannot take expires (MARKET) or rests (LIMIT)."""
+        side = "ask" if o.side == "BUY" else "bid"
+        for price, level_qty in self._levels(side):
+            if o.remaining <= 0:
+                break
+            if limit is not None and ((o.side == "BUY" and price > limit) or (o.side == "SELL" and price < limit)):
+                break
+            self._fill(o, price, min(level_qty, o.remaining), now, maker=False)
+        if o.remaining <= 0:
+            o.status = "FILLED"
+        elif o.type == "MARKET" or (o.type == "STOP_LOSS" and o.triggered):
+            o.status = "EXPIRED"
+        else:
+            o.status = "PARTIALLY_FILLED" if o.executed > 0 else "NEW"
+        if o.status in FINAL:
+            self._finish(o, now)
+
+    def _finish(self, o: Order, now: int) -> None:
+        """An order became final: release what it still locks, expire its OCO sibling."""
+        if o.list_id >= 0:
+            lst = self.lists[o.list_id]
+            legs = [self.orders[i] for i in lst["orderIds"]]
+            for leg in legs:
+                if leg is not o and leg.status not in FINAL:
+                    leg.status, leg.update_time = "EXPIRED", now
+            lst["listOrderStatus"] = "ALL_DONE"
+            self._release(legs)
+        else:
+            self._release([o])
+
+    def _match(self, now: int) -> None:
+        for o in list(self.orders.values()):
+            if o.status in FINAL:
+                continue
+            if o.type in ("STOP_LOSS", "STOP_LOSS_LIMIT") and not o.triggered:
+                if not self._stop_hit(o):
+                    continue
+                o.triggered, o.working_time, o.update_time = True, now, now
+                if o.type == "STOP_LOSS":
+                    self._take(o, now)
+                    continue
+            if o.type == "MARKET" or o.price is None:
+                continue
+            if (o.side == "SELL" and self.price >= o.price) or (o.side == "BUY" and self.price <= o.price):
+                qty = o.remaining if self.liquidity_per_tick is None else min(o.remaining, dec(self.liquidity_per_tick))
+                qty = (qty / self.m.step).to_integral_value(rounding=ROUND_DOWN) * self.m.step
+                if qty <= 0:
+                    continue
+                self._fill(o, o.price, qty, now, maker=True)
+                o.status = "FILLED" if o.remaining <= 0 else "PARTIALLY_FILLED"
+                if o.status == "FILLED":
+                    self._finish(o, now)
+
+    # ----- JSON shapes ------------------------------------------------------------------------
+    def _order_json(self, o: Order, full: bool = False) -> dict:
+        d = {"symbol": self.m.symbol, "orderId": o.order_id, "orderListId": o.list_id,
+             "clientOrderId": o.client_id, "price": fmt(o.price or D(0)), "origQty": fmt(o.qty),
+             "executedQty": fmt(o.executed), "cummulativeQuoteQty": fmt(o.quote_qty),
+             "status": o.status, "timeInForce": o.time_in_force or "GTC", "type": o.type,
+             "side": o.side, "stopPrice": fmt(o.stop or D(0)), "icebergQty": "0.00000000",
+             "time": o.time, "updateTime": o.update_time, "isWorking": o.working_time >= 0,
+             "workingTime": o.working_time, "origQuoteOrderQty": "0.00000000",
+             "selfTradePreventionMode": "EXPIRE_MAKER"}
+        if full:
+            d["transactTime"] = o.update_time
+            d["fills"] = list(o.fills)
+            for k in ("time", "updateTime", "isWorking", "icebergQty", "origQuoteOrderQty"):
+                d.pop(k)
+        return d
+
+    # ----- candles ----------------------------------------------------------------------------
+    def _tick_down(self, p: Decimal) -> Decimal:
+        return (p / self.m.tick).to_integral_value(rounding=ROUND_DOWN) * self.m.tick
+
+    def _roll(self, now: int) -> None:
+        """Make the candle containing `now` the current one (closing the ones before)."""
+        start = now - now % self.tf_ms
+        if self.candles and self.candles[-1].ts >= start:
+            return
+        if self.candles:
+            self._publish_kline(self.candles[-1], closed=True, now=now)
+        p = self.price
+        self.candles.append(Candle(start, p, p, p, p))
+
+    # ----- WebSocket --------------------------------------------------------------------------
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_sockets:
+            self.refuse_sockets -= 1
+            raise web.HTTPServiceUnavailable()
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        self._subs[ws] = set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    req = json.loads(msg.data)
+                except ValueError:
+                    await ws.send_json({"error": {"code": 3, "msg": "Invalid JSON"}})
+                    continue
+                method, streams = req.get("method"), req.get("params") or []
+                if method == "SUBSCRIBE":
+                    self._subs[ws].update(streams)
+                    await ws.send_json({"result": None, "id": req.get("id")})
+                elif method == "UNSUBSCRIBE":
+                    self._subs[ws].difference_update(streams)
+                    await ws.send_json({"result": None, "id": req.get("id")})
+                elif method == "LIST_SUBSCRIPTIONS":
+                    await ws.send_json({"result": sorted(self._subs[ws]), "id": req.get("id")})
+                else:
+                    await ws.send_json({"error": {"code": 2, "msg": f"Invalid request: {method}"},
+                                        "id": req.get("id")})
+        finally:
+            self._sockets.discard(ws)
+            self._subs.pop(ws, None)
+        return ws
+
+    def subscribers(self, stream: str) -> int:
+        return sum(1 for subs in self._subs.values() if stream in subs)
+
+    def _publish(self, stream: str, payload: dict) -> None:
+        for ws, subs in list(self._subs.items()):
+            if stream in subs and not ws.closed:
+                asyncio.get_running_loop().create_task(self._send(ws, payload))
+
+    @staticmethod
+    async def _send(ws: web.WebSocketResponse, payload: dict) -> None:
+        try:
+            await ws.send_str(json.dumps(payload))
+        except (ConnectionError, RuntimeError):
+            pass
+
+    def _has_loop(self) -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return bool(self._subs)
+
+    def _publish_kline(self, c: Candle, closed: bool, now: int) -> None:
+        if not self._has_loop():
+            return
+        s = self.m.symbol
+        self._publish(f"{s.lower()}@kline_{self.timeframe}", {
+            "e": "kline", "E": now, "s": s,
+            "k": {"t": c.ts, "T": c.ts + self.tf_ms - 1, "s": s, "i": self.timeframe, "f": 0, "L": 0,
+                  "o": fmt(c.o), "c": fmt(c.c), "h": fmt(c.h), "l": fmt(c.l), "v": fmt(c.v),
+                  "n": c.n, "x": closed, "q": fmt(c.q), "V": "0", "Q": "0", "B": "0"}})
+
+    def _publish_trade(self, price: Decimal, qty: Decimal, now: int) -> None:
+        if not self._has_loop():
+            return
+        s = self.m.symbol
+        self._publish(f"{s.lower()}@trade", {"e": "trade", "E": now, "s": s, "t": next(self._trade_ids),
+                                             "p": fmt(price), "q": fmt(qty), "T": now, "m": False,
+                                             "M": True})
+
+    def _publish_book(self, now: int) -> None:
+        if not self._has_loop():
+            return
+        s = self.m.symbol
+        bid, ask = self._bid_ask()
+        self._publish(f"{s.lower()}@bookTicker", {"u": now, "s": s, "b": fmt(bid), "B": fmt(self.level_qty),
+                                                  "a": fmt(ask), "A": fmt(self.level_qty)})
+        c = self.candles[-1]
+        ticker = {"e": "24hrTicker", "E": now, "s": s, "p": fmt(self.price - c.o), "P": "0",
+                  "w": fmt(self.price), "x": fmt(c.o), "c": fmt(self.price), "Q": "0.01",
+                  "b": fmt(bid), "B": fmt(self.level_qty), "a": fmt(ask), "A": fmt(self.level_qty),
+                  "o": fmt(c.o), "h": fmt(c.h), "l": fmt(c.l), "v": fmt(c.v), "q": fmt(c.q),
+                  "O": now - 86_400_000, "C": now, "F": 0, "L": 0, "n": c.n}
+        self._publish(f"{s.lower()}@ticker", ticker)
+        self._publish(f"{s.lower()}@miniTicker", {k: ticker[k] for k in ("e", "E", "s", "c", "o", "h", "l", "v", "q")}
+                      | {"e": "24hrMiniTicker"})
+
+
+def production_errors(exchange: Any) -> None:
+    """ccxt maps Binance's spot error codes only on binance.com URLs; apply them to any URL."""
+    spot = exchange.exceptions.get("spot", {})
+    exchange.exceptions["exact"] = {**exchange.exceptions.get("exact", {}), **spot.get("exact", {})}
+    exchange.exceptions["broad"] = {**exchange.exceptions.get("broad", {}), **spot.get("broad", {})}
+
+
+def ccxt_config(sim_url: str, *, api_key: str | None = "sim-key", secret: str | None = "sim-secret",
+                timeout_ms: int = 3_000) -> dict:
+    """The constructor config that points ccxt.pro.binance at a simulator (or any
+    Binance-compatible base URL), spot only, one exchangeInfo call per load_markets."""
+    ws = sim_url.replace("http://", "ws://").replace("https://", "wss://")
+    cfg: dict[str, Any] = {
+        "enableRateLimit": True, "timeout": timeout_ms,
+        "urls": {"api": {"public": f"{sim_url}{API}", "private": f"{sim_url}{API}",
+                         "sapi": f"{sim_url}/sapi/v1",
+                         "ws": {"spot": f"{ws}/ws", "ws-api": {"spot": f"{ws}/ws-api/v3"}}}},
+        "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]},
+                    "fetchCurrencies": False, "fetchMargins": False,
+                    "adjustForTimeDifference": False},
+    }
+    if api_key is not None:
+        cfg["apiKey"], cfg["secret"] = api_key, secret
+    return cfg
