@@ -55,6 +55,11 @@ def _run_parser(prog: str, demo: bool) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        # --- ops commands: keys, backup (agent/ops_cli.py) ---
+        from agent.ops_cli import OPS_COMMANDS, dispatch
+        if argv and argv[0] in OPS_COMMANDS:
+            return dispatch(argv[0], argv[1:])
+        # --- end ops commands ---
         if argv and argv[0] in COMMANDS:
             return _command(argv[0], argv[1:])
         return _run(_run_parser("trading-agent", demo=False).parse_args(argv), demo=False)

@@ -48,6 +48,7 @@ from persistence.paths import DataDir, DataDirLock
 from persistence.records import OrderRecord, TradeRecord
 from persistence.state_file import StateFileCorrupt, read_state
 from persistence.store import Store
+from monitoring.redaction import redact, redact_optional
 
 log = logging.getLogger(__name__)
 
@@ -612,7 +613,7 @@ class Engine:
     # ----- halts, commits, state --------------------------------------------------------------
     def _halt_now(self, reason: str) -> None:
         """Stop all new trading at once, durably; no lock needed (nothing awaits here)."""
-        self.halt_reason = reason
+        self.halt_reason = reason = redact(reason)   # stored, published, alerted: never a secret
         self.ex.drop_pending("engine halted")
         if self._run.can(Trigger.HALT):
             self._transition_run(Trigger.HALT, reason=reason)
@@ -622,7 +623,7 @@ class Engine:
 
     def _transition_run(self, trigger: Trigger, reason: str | None = None) -> None:
         self._run.transition(trigger)
-        self._state_reason = reason
+        self._state_reason = redact_optional(reason)
         self._state_changed = True
         self._flush(durable=trigger in (Trigger.HALT, Trigger.CLEAR, Trigger.FAIL))
 

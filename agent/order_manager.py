@@ -21,6 +21,7 @@ from agent.clock import Clock
 from agent.venue import OrderOutcomeUnknown, OrderRejected, OrderUpdate, Venue
 from persistence.records import OrderRecord
 from persistence.store import Store
+from monitoring.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class OrderManager:
         await asyncio.gather(*self._lookups, return_exceptions=True)
 
     def _rejected(self, order: OrderRecord, why: str) -> OrderRecord:
+        why = redact(why)                           # an exchange reply may echo a key or signature
         order.status, order.reason, order.updated_ts = "rejected", why, self.clock.now_ms()
         self.store.update_order(order)
         log.warning("order %s rejected: %s", order.client_order_id, why)
