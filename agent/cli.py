@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from agent.config import AgentConfig, ConfigError, config_warnings, default_config, load_config, summarize
+from monitoring.redaction import redact  # ops: error lines printed to the terminal are redacted
 
 log = logging.getLogger("agent")
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             return _command(argv[0], argv[1:])
         return _run(_run_parser("trading-agent", demo=False).parse_args(argv), demo=False)
     except (UsageError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_OK
@@ -200,6 +200,13 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     config = _resolve_config(args, data_dir, demo)
     setup_logging(data_dir / "logs", args.log_level, console=True)
+    # --- ops: credentials (agent/credentials.py); every value found is registered with the redactor ---
+    from agent.credentials import CredentialError, load_for_config
+    try:
+        creds = load_for_config(config, None if demo else args.config)
+    except CredentialError as exc:
+        raise UsageError(str(exc)) from None
+    # --- end ops ---
     for warning in config_warnings(config):
         log.warning("config: %s", warning)
     if demo:
@@ -222,7 +229,11 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
 
     try:
         if args.no_gui:
-            return asyncio.run(_headless(make_engine))
+            # --- ops: systemd notify, signals, alerts (agent/headless.py, agent/alert_bridge.py) ---
+            from agent.alert_bridge import headless_services
+            from agent.headless import run_headless
+            return asyncio.run(run_headless(make_engine, services=headless_services(config, creds, data_dir)))
+            # --- end ops ---
         from ui.app import run_gui
 
         return run_gui(make_engine, autostart=True)
@@ -237,7 +248,7 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
         if isinstance(exc, DataError):
             raise UsageError(str(exc)) from None
         log.exception("the agent stopped on an unexpected error")
-        print(f"error: {exc} (details in {data_dir / 'logs' / 'agent.log'})", file=sys.stderr)
+        print(f"error: {redact(exc)} (details in {data_dir / 'logs' / 'agent.log'})", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -249,25 +260,3 @@ def _write_demo_sample(data_dir: Path) -> Path:
         write_csv(generate_sample(), path)
     log.info("demo: replaying the SYNTHETIC sample %s", path)
     return path
-
-
-async def _headless(make_engine) -> int:
-    engine = make_engine()
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    await engine.start()
-    finished = asyncio.ensure_future(engine.wait_finished())
-    stop_wait = asyncio.ensure_future(stopping.wait())
-    await asyncio.wait({finished, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-    for fut in (finished, stop_wait):
-        fut.cancel()
-    status = engine.status()
-    stats = engine.store.stats(engine.clock.now_ms())
-    await engine.stop()
-    log.info("done: %s, cash %.2f, equity %.2f%s, %d closed trades, realised pnl %.2f%s", status.run_state,
-             status.balance, status.equity, " (a position is open)" if status.open_trade else "",
-             stats.total_trades, stats.total_pnl,
-             f", HALTED: {status.halt_reason}" if status.halt_reason else "")
-    return EXIT_OK if status.run_state != "ERROR" else EXIT_FAILED

@@ -332,6 +332,12 @@ class Engine:
         self._finished.set()
         log.info("engine stopped")
 
+    async def settle(self) -> None:
+        """Return once the market step or order flow in progress (if any) has finished: a
+        graceful shutdown lets an order step complete instead of cancelling it midway."""
+        async with self._lock:
+            pass
+
     async def wait_finished(self) -> None:
         await self._finished.wait()
 

@@ -132,3 +132,27 @@ def install() -> None:
 
     _installed_factory = factory
     logging.setLogRecordFactory(factory)
+    _install_excepthooks()
+
+
+def _install_excepthooks() -> None:
+    """An uncaught exception's traceback (printed by Python itself) is redacted too."""
+    import sys
+    import threading as th
+
+    if getattr(sys.excepthook, "_redacting", False):
+        return
+
+    def excepthook(exc_type, exc, tb) -> None:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
+
+    def thread_hook(args) -> None:
+        if args.exc_type is SystemExit:
+            return
+        sys.stderr.write(redact(f"Exception in thread {getattr(args.thread, 'name', '?')}:\n"
+                                + "".join(traceback.format_exception(args.exc_type, args.exc_value,
+                                                                     args.exc_traceback))))
+
+    excepthook._redacting = True
+    sys.excepthook = excepthook
+    th.excepthook = thread_hook
