@@ -137,7 +137,7 @@ class AlertService:
                 # over budget: fold the queue into one summary, sent when the budget returns
                 while self._queue:
                     self._coalesced.append(self._queue.popleft())
-                await asyncio.sleep(max(0.05, 60.0 - (now - self._sent_times[0])))
+                await asyncio.sleep(min(1.0, max(0.05, 60.0 - (now - self._sent_times[0]))))
                 continue
             if self._coalesced:
                 batch, self._coalesced = self._coalesced, []

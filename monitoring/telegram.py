@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from monitoring.redaction import redact, register_secret
+from monitoring.redaction import install as install_redaction, redact, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ class TelegramChannel:
         from telegram.request import HTTPXRequest
 
         register_secret(token)
+        install_redaction()                   # the token is in every request URL
+        # httpx logs every request URL (the token included) at INFO: one line per long poll
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
         self.chat_id = str(chat_id)
         self.poll_timeout_s = poll_timeout_s
         kwargs = {"httpx_kwargs": {"trust_env": trust_env}}
