@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitoring.redaction import redact
 from agent.config import AgentConfig, ConfigError, config_warnings, default_config, load_config, summarize
 
 log = logging.getLogger("agent")
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:      # noqa: BLE001 - the one place every error becomes one line
         code, line = classify(exc)
+        line = redact(line)                       # an exchange reply may echo a key or signature
         log.error("%s", line, exc_info=exc if code == EXIT_FAILED else None,
                   extra={"file_only": True})
         print(line, file=sys.stderr)
@@ -185,13 +187,17 @@ def classify(exc: BaseException) -> tuple[int, str]:
 
 
 def _dispatch(argv: list[str]) -> int:
+    from agent.ops_cli import OPS_COMMANDS, dispatch
+
+    if argv and argv[0] in OPS_COMMANDS:          # keys, backup: agent/ops_cli.py
+        return dispatch(argv[0], argv[1:])
     if argv and argv[0] in COMMANDS:
         command = COMMANDS[argv[0]]
         p = argparse.ArgumentParser(prog=f"{PROG} {command.name}", description=command.help)
         command.arguments(p)
         return command.handler(p.parse_args(argv[1:]))
     if argv and not argv[0].startswith("-"):
-        raise UsageError(f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)} "
+        raise UsageError(f"unknown command {argv[0]!r}; commands: {', '.join([*COMMANDS, *OPS_COMMANDS])} "
                          f"(or options for a run: {PROG} --help)")
     p = argparse.ArgumentParser(prog=PROG, description="Seller-exhaustion trading agent",
                                 epilog=_commands_epilog(),
@@ -425,7 +431,7 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
         for warning in _run_warnings(config, mode):
             log.warning("config: %s", warning)
         csv_path = _write_demo_sample(data_dir) if demo else args.replay
-        return _drive(args, config, data_dir, csv_path, speed)
+        return _drive(args, config, data_dir, csv_path, speed, demo)
     finally:
         if temp_dir is not None:
             _close_file_logs()
@@ -449,14 +455,24 @@ def _check_gui_can_start() -> None:
 
 
 def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_path: Path,
-           speed: float | None) -> int:
+           speed: float | None, demo: bool) -> int:
+    from agent.credentials import CredentialError, load_for_config
+
+    try:       # every value found is registered with the redactor before anything can log it
+        creds = load_for_config(config, None if demo else args.config)
+    except CredentialError as exc:
+        raise UsageError(str(exc)) from None
+
     def make_engine():
         from agent.session import replay_session
 
         return replay_session(config, data_dir, csv_path, speed)
 
     if args.no_gui:
-        return asyncio.run(_headless(make_engine))
+        from agent.alert_bridge import headless_services
+        from agent.headless import run_headless
+
+        return asyncio.run(run_headless(make_engine, services=headless_services(config, creds, data_dir)))
     from ui.app import run_gui
 
     return run_gui(make_engine, autostart=True)
@@ -470,46 +486,3 @@ def _write_demo_sample(data_dir: Path) -> Path:
         write_csv(generate_sample(), path)
     log.info("demo: replaying the SYNTHETIC sample %s", path)
     return path
-
-
-async def _headless(make_engine) -> int:
-    """Run to the end of the feed (or SIGINT/SIGTERM), stop gracefully and say how it ended:
-    exit 0 done, 1 the engine failed (start-up included: never idles), 3 it ended HALTED."""
-    from agent.events import EngineStateChanged
-
-    engine = make_engine()
-    failures: list[str] = []
-
-    def watch(event) -> None:
-        if isinstance(event, EngineStateChanged) and event.run_state == "ERROR":
-            failures.append(event.reason or "unknown failure")
-
-    engine.bus.subscribe(watch)
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    await engine.start()
-    finished = asyncio.ensure_future(engine.wait_finished())
-    stop_wait = asyncio.ensure_future(stopping.wait())
-    await asyncio.wait({finished, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-    for fut in (finished, stop_wait):
-        fut.cancel()
-    stats = engine.store.stats(engine.clock.now_ms())
-    await engine.stop()
-    status = engine.status()        # after stop: the state state.json now holds
-    log.info("done: %s, cash %.2f, equity %.2f%s, %d closed trades, realised pnl %.2f%s%s",
-             status.run_state, status.balance, status.equity,
-             " (a position is open)" if status.open_trade else "",
-             stats.total_trades, stats.total_pnl,
-             f", HALTED: {status.halt_reason}" if status.halt_reason else "",
-             f", after a failure: {failures[-1]}" if failures else "")
-    if failures:
-        print(f"error: {failures[-1]} (details in {engine.data_dir / 'logs' / 'agent.log'})",
-              file=sys.stderr)
-        return EXIT_FAILED
-    if status.halt_reason or status.run_state == "HALTED":
-        print(f"halted: {status.halt_reason}; clear it with `trading-agent clear-halt "
-              f"--data-dir {engine.data_dir}` once reviewed", file=sys.stderr)
-        return EXIT_REFUSED
-    return EXIT_OK

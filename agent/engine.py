@@ -49,6 +49,7 @@ from persistence.paths import DataDir, DataDirLock
 from persistence.records import OrderRecord, TradeRecord
 from persistence.state_file import StateFileCorrupt, read_state
 from persistence.store import Store
+from monitoring.redaction import redact, redact_optional
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +336,12 @@ class Engine:
             self._lock_file.release()
         self._finished.set()
         log.info("engine stopped")
+
+    async def settle(self) -> None:
+        """Return once the market step or order flow in progress (if any) has finished: a
+        graceful shutdown lets an order step complete instead of cancelling it midway."""
+        async with self._lock:
+            pass
 
     async def wait_finished(self) -> None:
         await self._finished.wait()
@@ -663,7 +670,7 @@ class Engine:
     # ----- halts, commits, state --------------------------------------------------------------
     def _halt_now(self, reason: str) -> None:
         """Stop all new trading at once, durably; no lock needed (nothing awaits here)."""
-        self.halt_reason = reason
+        self.halt_reason = reason = redact(reason)   # stored, published, alerted: never a secret
         self.ex.drop_pending("engine halted")
         if self._run.can(Trigger.HALT):
             self._transition_run(Trigger.HALT, reason=reason)
@@ -673,7 +680,7 @@ class Engine:
 
     def _transition_run(self, trigger: Trigger, reason: str | None = None) -> None:
         self._run.transition(trigger)
-        self._state_reason = reason
+        self._state_reason = redact_optional(reason)
         self._state_changed = True
         self._flush(durable=trigger in (Trigger.HALT, Trigger.CLEAR, Trigger.FAIL))
 

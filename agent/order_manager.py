@@ -21,6 +21,7 @@ from agent.clock import Clock
 from agent.venue import OrderOutcomeUnknown, OrderRejected, OrderUpdate, Venue
 from persistence.records import OrderRecord
 from persistence.store import Store
+from monitoring.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class OrderManager:
     def _rejected(self, order: OrderRecord, why: str) -> OrderRecord:
         """The venue's refusal as a report. Not stored here: the caller applies it like any
         other report, so its effect (a skipped signal, a failed exit) is stored with it."""
+        why = redact(why)                           # an exchange reply may echo a key or signature
         order = replace(order, status="rejected", reason=why, updated_ts=self.clock.now_ms())
         log.warning("order %s rejected: %s", order.client_order_id, why)
         return order

@@ -12,26 +12,9 @@ import re
 import sys
 from pathlib import Path
 
-_SECRETS: set[str] = set()
-MASK = "***"
-# Shapes that are credentials whatever their value: key=..., "secret": "...", Bearer ...
-_SHAPES = re.compile(r"(?i)((?:api[_-]?key|api[_-]?secret|secret|passphrase|token|signature)"
-                     r"[\"']?\s*[:=]\s*[\"']?)([^\s\"'&,}]{6,})")
+from monitoring.redaction import MASK, install as install_redaction, redact, register_secret  # noqa: F401
+
 HUMAN_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
-
-
-def register_secret(value: str | None) -> None:
-    """Mask this exact value in every log line from now on (values shorter than 6 chars are
-    not credentials and would mask ordinary words)."""
-    if value and len(value) >= 6:
-        _SECRETS.add(value)
-
-
-def redact(text: str) -> str:
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    return _SHAPES.sub(lambda m: m.group(1) + MASK, text)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -43,8 +26,8 @@ class JsonLinesFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
                  "level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_text or record.exc_info:   # exc_text: already redacted at record creation
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return redact(json.dumps(entry, ensure_ascii=False))
 
 
@@ -67,6 +50,7 @@ def setup_logging(log_dir: Path | None, level: str = "INFO", console: bool = Tru
     """Idempotent: replaces the handlers this function installed before."""
     import time
 
+    install_redaction()                      # every record is redacted when it is made
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_agent_handler", False)]:
         root.removeHandler(handler)
