@@ -255,19 +255,33 @@ def control_bar(qtbot) -> ControlBar:
     return bar_
 
 
-@pytest.mark.parametrize("state, start, pause_text, pause_enabled, emergency", [
-    ("STOPPED", True, "Pause", False, True),
-    ("RUNNING", False, "Pause", True, True),
-    ("PAUSED", False, "Resume", True, True),
-    ("HALTED", False, "Pause", False, False),
+@pytest.mark.parametrize("state, start, pause_text, pause_enabled, stop, emergency", [
+    ("STOPPED", True, "Pause", False, False, True),
+    ("RUNNING", False, "Pause", True, True, True),
+    ("PAUSED", False, "Resume", True, True, True),
+    ("HALTED", False, "Pause", False, False, False),
 ])
 def test_control_bar_enables_only_the_commands_of_the_state(control_bar, state, start,
-                                                            pause_text, pause_enabled, emergency):
+                                                            pause_text, pause_enabled, stop,
+                                                            emergency):
     control_bar.set_run_state(state, "MONITORING", None)
     assert control_bar.start_button.isEnabled() is start
     assert control_bar.pause_button.text() == pause_text
     assert control_bar.pause_button.isEnabled() is pause_enabled
+    assert control_bar.stop_button.isEnabled() is stop
     assert control_bar.emergency_button.isEnabled() is emergency
+
+
+def test_pause_says_it_means_no_new_entries(control_bar):
+    control_bar.set_run_state("RUNNING", "MONITORING", None)
+    assert "no new entries" in control_bar.pause_button.toolTip()
+    control_bar.set_run_state("PAUSED", "MONITORING", None)
+    assert "no new entries" in control_bar.state_label.toolTip()
+
+
+def test_control_bar_shows_cash_and_equity_so_an_entry_is_not_a_loss(control_bar):
+    control_bar.set_balance(9_000.0, -1.0, "USDT", equity=9_999.0)
+    assert control_bar.balance_label.text() == "9,000.00 / 9,999.00 USDT"
 
 
 def test_control_bar_offers_clear_halt_only_when_halted(control_bar):
@@ -548,12 +562,35 @@ async def test_confirm_defaults_to_cancel(qtbot):
     assert await asked is False
 
 
-def test_control_bar_offers_replay_speeds_and_asks_for_the_chosen_one(qtbot):
-    bar = ControlBar()
+def test_replay_bar_offers_speeds_down_to_half_a_bar_per_second(qtbot):
+    from ui.panels.replay_bar import ReplayBar
+
+    bar = ReplayBar()
     qtbot.addWidget(bar)
-    assert not bar.speed_combo.isVisibleTo(bar)
-    bar.show_replay_speed(37.0)
-    assert bar.speed_combo.isVisibleTo(bar) and bar.speed_combo.currentText() == "40 bars/s"
+    bar.show_speed(37.0)
+    assert bar.speed_combo.currentText() == "40 bars/s"
+    assert bar.speed_combo.itemText(0) == "0.5 bar/s"
     with qtbot.waitSignal(bar.speed_requested) as blocker:
-        bar.speed_combo.activated.emit(bar.speed_combo.findText("max"))
-    assert blocker.args == [None]
+        bar.speed_combo.activated.emit(bar.speed_combo.findText("0.5 bar/s"))
+    assert blocker.args == [0.5]
+
+
+def test_replay_bar_shows_progress_as_bar_n_of_total(qtbot):
+    from ui.panels.replay_bar import ReplayBar
+
+    bar = ReplayBar()
+    qtbot.addWidget(bar)
+    bar.show_progress(4300, 9000)
+    assert bar.progress_label.text() == "bar 4,300 of 9,000"
+    assert (bar.slider.value(), bar.slider.maximum()) == (4300, 9000)
+
+
+def test_replay_bar_step_is_usable_only_while_the_clock_is_held(qtbot):
+    from ui.panels.replay_bar import ReplayBar
+
+    bar = ReplayBar()
+    qtbot.addWidget(bar)
+    bar.show_clock(False)
+    assert not bar.step_button.isEnabled() and bar.play_button.text() == "Pause replay"
+    bar.show_clock(True)
+    assert bar.step_button.isEnabled() and bar.play_button.text() == "Play replay"
