@@ -119,10 +119,11 @@ class MainWindow(QMainWindow):
         self.bottom_splitter.setObjectName("bottomSplitter")
         for panel in (self.position_panel, self.stats_panel):
             scroll = QScrollArea()
+            scroll.setObjectName("panelScroll")
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QScrollArea.Shape.NoFrame)
             scroll.setWidget(panel)
-            scroll.setMinimumWidth(260)
+            scroll.setMinimumWidth(240)
             self.bottom_splitter.addWidget(scroll)
         self.bottom_splitter.addWidget(self.tabs)
         self.bottom_splitter.setStretchFactor(2, 1)
@@ -131,8 +132,10 @@ class MainWindow(QMainWindow):
         self.main_splitter.setObjectName("mainSplitter")
         self.main_splitter.addWidget(self.chart)
         self.main_splitter.addWidget(self.bottom_splitter)
-        self.main_splitter.setStretchFactor(0, 1)
-        self.main_splitter.setSizes([560, 400])
+        self.main_splitter.setStretchFactor(0, 3)      # the chart gets the space
+        self.main_splitter.setStretchFactor(1, 1)
+        self.main_splitter.setCollapsible(0, False)
+        self.main_splitter.setSizes([640, 300])
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
@@ -141,7 +144,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.replay_bar)
         layout.addWidget(self.main_splitter, 1)
         self.setCentralWidget(central)
-        self.resize(1500, 950)
+        screen = self.screen().availableGeometry()
+        self.resize(min(1500, screen.width()), min(950, screen.height()))
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")

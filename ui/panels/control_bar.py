@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ui import theme
 from ui.panels.elided import ElidedLabel
@@ -84,7 +84,8 @@ class ControlBar(QFrame):
         self.light.setFixedSize(16, 16)
         self.state_label = QLabel()
         self.state_label.setObjectName("runState")
-        self.position_label = QLabel()
+        self.position_label = ElidedLabel()
+        self.position_label.setObjectName("positionState")
         self.position_label.setProperty("role", "caption")
         self.reason_label = ElidedLabel()
         self.reason_label.setObjectName("haltReason")
@@ -127,22 +128,18 @@ class ControlBar(QFrame):
         self.clear_halt_button.clicked.connect(self.clear_halt_requested)
 
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 6)
-        layout.setSpacing(10)
+        layout.setContentsMargins(8, 4, 8, 4)
+        layout.setSpacing(6)
         for widget in (self.light, self.state_label, self.position_label):
             layout.addWidget(widget)
         layout.addWidget(self.reason_label, 1)
-        layout.addSpacing(12)
+        layout.addSpacing(6)
         layout.addWidget(self.mode_badge)
         layout.addWidget(self.market_label)
         layout.addStretch(1)
-        self.balance_caption = _caption("Cash / equity")
-        layout.addWidget(self.balance_caption)
-        layout.addWidget(self.balance_label)
-        layout.addSpacing(6)
-        layout.addWidget(_caption("Today"))
-        layout.addWidget(self.day_pnl_label)
-        layout.addSpacing(10)
+        layout.addWidget(_stacked("Cash / equity", self.balance_label))
+        layout.addWidget(_stacked("Today", self.day_pnl_label))
+        layout.addSpacing(4)
         for button in (self.start_button, self.pause_button, self.stop_button,
                        self.clear_halt_button, self.emergency_button):
             layout.addWidget(button)
@@ -177,7 +174,7 @@ class ControlBar(QFrame):
         self.mode_badge.setText(text)
         self.mode_badge.setStyleSheet(
             f"color: {theme.BACKGROUND}; background: {color}; border-radius: 3px;"
-            f" padding: 2px 8px; font-weight: {weight};")
+            f" padding: 2px 6px; font-weight: {weight};")
 
     def set_market(self, pair: str, timeframe: str) -> None:
         self.market_label.setText(f"{pair} · {timeframe}")
@@ -204,6 +201,8 @@ class ControlBar(QFrame):
         self.pause_button.setToolTip(RESUME_TIP if states.pause_resume == "Resume" else PAUSE_TIP)
         self.pause_button.setEnabled(states.pause_resume is not None and idle)
         self.stop_button.setEnabled(states.stop and idle)
+        for button in (self.start_button, self.pause_button, self.stop_button):
+            button.setVisible(not states.clear_halt)    # halted: only Clear Halt means anything
         self.emergency_button.setEnabled(states.emergency)
         self.clear_halt_button.setVisible(states.clear_halt)
         self.clear_halt_button.setEnabled(states.clear_halt and idle)
@@ -226,8 +225,18 @@ class ControlBar(QFrame):
         self.state_label.setStyleSheet(f"color: {color}; font-weight: bold; font-size: 14px;")
 
 
-def _caption(text: str) -> QLabel:
-    label = QLabel(text)
+def _stacked(caption: str, value: QLabel) -> QWidget:
+    """A small caption above its value: two short lines instead of one long one."""
+    box = QWidget()
+    box.setObjectName("stacked")
+    box.setStyleSheet("QWidget#stacked { background: transparent; }")
+    column = QVBoxLayout(box)
+    column.setContentsMargins(4, 0, 4, 0)
+    column.setSpacing(0)
+    label = QLabel(caption)
     label.setProperty("role", "caption")
-    label.setAlignment(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight)
-    return label
+    label.setStyleSheet("font-size: 10px;")
+    for widget in (label, value):
+        widget.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        column.addWidget(widget)
+    return box
