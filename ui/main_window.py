@@ -33,6 +33,7 @@ from ui.notifications import Notifier, _as_bool
 from ui.panels.chart_sync import ChartSync
 from ui.panels.control_bar import ControlBar
 from ui.panels.log_viewer import LogViewer
+from ui.panels.performance import PerformancePanel
 from ui.panels.position import PositionPanel
 from ui.panels.replay_bar import ReplayBar
 from ui.panels.stats import StatsPanel
@@ -92,7 +93,10 @@ class MainWindow(QMainWindow):
         self.trades_table = TradesTable()
         self.log_viewer = LogViewer()
         self.tabs = QTabWidget()
+        self.performance = PerformancePanel()
         self.tabs.addTab(self.trades_table, "Trades")
+        self.tabs.addTab(self.performance, "Performance")
+        self.tabs.setTabToolTip(1, "Realised equity with drawdowns shaded, and PnL per UTC day")
         self.tabs.addTab(self.log_viewer, "Log")
         self._build_layout()
         self.notifier = Notifier(self, self.settings)
@@ -459,6 +463,7 @@ class MainWindow(QMainWindow):
         self._report_fill(event.trade)
         self.chart_sync.position_closed(event.trade)
         self.trades_table.add_trade(event.trade)
+        self._show_performance()
         QTimer.singleShot(0, self.refresh)
 
     def _report_fill(self, trade) -> None:
@@ -580,8 +585,14 @@ class MainWindow(QMainWindow):
         """Closed trades and recent candles the engine already has (they survive restarts)."""
         closed = self.engine.store.closed_trades()
         self.trades_table.set_trades(closed, self._quote())
+        self._show_performance(closed)
         self.chart_sync.seed(self.engine.history())
         self.chart_sync.seed_trades(closed, self.engine.status().open_trade)
+
+    def _show_performance(self, closed=None) -> None:
+        trades = closed if closed is not None else self.trades_table.trades
+        self.performance.set_trades(trades, self.engine.config.exchange.paper_initial_balance,
+                                    self._quote())
 
     def _reset_market(self) -> None:
         """A config for another pair or timeframe: the old candles mean nothing any more."""

@@ -23,7 +23,7 @@ from ui.panels.control_bar import ControlBar
 from ui.panels.log_viewer import LogViewer
 from ui.panels.position import PositionPanel
 from ui.panels.stats import StatsPanel
-from ui.panels.trades_table import TradesTable, exit_marker_kind
+from ui.panels.trades_table import COLUMNS, TradesTable, exit_marker_kind
 
 TF = 15 * 60_000
 T0 = 1_704_067_200_000
@@ -395,9 +395,46 @@ def test_trades_table_lists_newest_first_with_coloured_pnl(qtbot):
     table.set_trades([closed_trade(id=1, pnl=12.0), closed_trade(id=2, pnl=-3.0,
                                                                   exit_reason="STOP")], "USDT")
     assert table.item(0, 0).text() == "2" and table.item(1, 0).text() == "1"
-    assert table.item(0, 7).text() == "-3.00 USDT"
-    assert table.item(0, 7).foreground().color().name() == "#f44336"
-    assert table.item(1, 7).foreground().color().name() == "#4caf50"
+    pnl = COLUMNS.index("PnL")
+    assert table.item(0, pnl).text() == "-3.00 USDT"
+    assert table.item(0, pnl).foreground().color().name() == "#f44336"
+    assert table.item(1, pnl).foreground().color().name() == "#4caf50"
+
+
+def test_trades_table_shows_size_fees_and_r_multiple(qtbot):
+    table = TradesTable()
+    qtbot.addWidget(table)
+    trade = closed_trade(id=1, pnl=12.0)
+    table.set_trades([trade], "USDT")
+    row = {name: table.item(0, i).text() for i, name in enumerate(COLUMNS)}
+    risk = (trade.entry_price - trade.risk_stop) * trade.amount
+    assert row["Size"] == f"{trade.amount:.6g}"
+    assert row["Fees"] == f"{trade.entry_fee + trade.exit_fee:,.2f}"
+    assert row["R"] == f"{12.0 / risk:+.2f}R"
+
+
+def test_trades_table_sorts_by_value_and_still_selects_the_right_trade(qtbot):
+    table = TradesTable()
+    qtbot.addWidget(table)
+    trades = [closed_trade(id=1, pnl=5.0), closed_trade(id=2, pnl=-30.0),
+              closed_trade(id=3, pnl=100.0)]
+    table.set_trades(trades, "USDT")
+    table.sortByColumn(COLUMNS.index("PnL"), Qt.SortOrder.AscendingOrder)
+    assert [table.trade_at(r).id for r in range(3)] == [2, 1, 3]   # -30 < 5 < 100, not by text
+    with qtbot.waitSignal(table.trade_selected) as chosen:
+        table.selectRow(2)
+    assert chosen.args[0].id == 3
+
+
+def test_trades_table_pnl_columns_are_not_squeezed(qtbot):
+    table = TradesTable()
+    qtbot.addWidget(table)
+    table.resize(500, 300)
+    table.set_trades([closed_trade(id=1, pnl=-12345.67)], "USDT")
+    for name in ("PnL", "PnL %"):
+        column = COLUMNS.index(name)
+        text = table.item(0, column).text()
+        assert table.columnWidth(column) >= table.fontMetrics().horizontalAdvance(text)
 
 
 def test_trades_table_selection_emits_the_trade(qtbot):
@@ -594,3 +631,18 @@ def test_replay_bar_step_is_usable_only_while_the_clock_is_held(qtbot):
     assert not bar.step_button.isEnabled() and bar.play_button.text() == "Pause replay"
     bar.show_clock(True)
     assert bar.step_button.isEnabled() and bar.play_button.text() == "Play replay"
+
+
+def test_equity_curve_steps_at_each_exit_and_its_drawdown_is_measured():
+    from ui.panels.performance import daily_pnl, equity_curve
+
+    day = 86_400_000
+    trades = [closed_trade(id=1, pnl=100.0, exit_ts=T0 + day),
+              closed_trade(id=2, pnl=-150.0, exit_ts=T0 + day + 3_600_000),
+              closed_trade(id=3, pnl=20.0, exit_ts=T0 + 3 * day)]
+    curve = equity_curve(trades, 1000.0)
+    assert list(curve.equity) == [1000.0, 1100.0, 950.0, 970.0]
+    assert list(curve.peak) == [1000.0, 1100.0, 1100.0, 1100.0]
+    assert curve.max_drawdown_percent == pytest.approx(150 / 1100 * 100)
+    days, pnl = daily_pnl(trades)
+    assert list(pnl) == [-50.0, 20.0] and len(days) == 2

@@ -250,3 +250,21 @@ async def test_window_title_shows_the_run_state_and_todays_pnl(window):
     await until(lambda: window.windowTitle().startswith("RUNNING"), "RUNNING in the title")
     pair = window.engine.config.exchange.trading_pair
     assert pair in window.windowTitle() and "Today" in window.windowTitle()
+
+
+async def test_performance_tab_shows_the_equity_curve_and_daily_pnl_of_the_trades(window):
+    from ui.panels.performance import daily_pnl
+
+    await window.start_engine()
+    await until(lambda: window.engine.status().feed_state == "finished", "replay finished")
+    await until(lambda: window.bridge.pending == 0, "events delivered")
+    window.bridge.drain()
+    closed = window.engine.store.closed_trades()
+    assert window.tabs.tabText(window.tabs.indexOf(window.performance)) == "Performance"
+    curve = window.performance.curve
+    initial = window.engine.config.exchange.paper_initial_balance
+    assert curve.equity[-1] == pytest.approx(initial + sum(t.pnl for t in closed))
+    assert len(curve.equity) == len(closed) + 1
+    days, pnl = daily_pnl(closed)
+    assert list(window.performance.daily_bars.opts["height"]) == pytest.approx(list(pnl))
+    assert "max drawdown" in window.performance.summary.text()
