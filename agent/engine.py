@@ -264,7 +264,7 @@ class Engine:
             raise EngineBusy("there is no open position to close")
         if self._pos.state is PositionState.EXITING:
             raise EngineBusy("the position is already being closed")
-        log.warning("manual close requested by the operator")
+        log.info("manual close requested by the operator")
         async with self._lock:
             if self._trade is None:
                 raise EngineBusy("the position closed before the manual close was sent")
@@ -279,7 +279,7 @@ class Engine:
             reason, self.halt_reason = self.halt_reason, None
             self.ex.flatten_reason = None
             self._transition_run(Trigger.CLEAR)      # commits, writes state.json, publishes
-            log.warning("halt cleared by the operator (was: %s)", reason)
+            log.info("halt cleared by the operator (was: %s)", reason)
 
     async def stop_trading(self) -> None:
         """Graceful Stop: no new entries and no more market data; an open position keeps its

@@ -1,7 +1,8 @@
 """Chart frame costs at 2k, 10k and 50k candles, printed next to the issue's targets.
 
-Full scene: candles, two EMAs, a Fibonacci ladder, ~400 markers, an open position with a stop
-line and a visible crosshair, in a 1600x900 ChartWidget on synthetic random-walk data.
+Full scene: candles, two EMAs, the volume pane under the candles, the current-price line with
+its axis tag, a Fibonacci ladder, ~400 markers, an open position with a stop line and a visible
+crosshair with its axis tags, in a 1600x900 ChartWidget on synthetic random-walk data.
 Qt paints lazily, so every figure includes the paint it causes:
 - tick: update_live + the throttled Y fit + processEvents (Qt repaints only the changed region);
 - pan / zoom: move the X range by 5% / scale it by 0.9, fit Y, repaint the whole viewport;
@@ -37,7 +38,7 @@ from ui.chart.widget import FRAME_MS  # noqa: E402
 SIZES = (2_000, 10_000, 50_000)
 BAR_MS = 900_000
 REPEATS = 60
-TARGETS_MS = {"tick": 1.0, "pan": 10.0, "zoom": 10.0, "pan (all visible)": 10.0,
+TARGETS_MS = {"tick": 1.0, "tick + price line": 1.0, "pan": 10.0, "zoom": 10.0, "pan (all visible)": 10.0,
               "zoom (all visible)": 10.0, "candle close": 10.0, "candle close (all visible)": 10.0,
               "loop lag max": 50.0}
 
@@ -51,6 +52,7 @@ class Candles:
     c: np.ndarray
     ema_fast: np.ndarray
     ema_slow: np.ndarray
+    volume: np.ndarray
 
 
 def random_walk(n: int, seed: int = 7) -> Candles:
@@ -61,7 +63,8 @@ def random_walk(n: int, seed: int = 7) -> Candles:
     o = np.concatenate(([c[0]], c[:-1]))
     h = np.maximum(o, c) + rng.exponential(30.0, n)
     l = np.minimum(o, c) - rng.exponential(30.0, n)
-    return Candles(ts, o, h, l, c, _ema(c, 20), _ema(c, 100))
+    volume = rng.lognormal(3.0, 0.6, n)
+    return Candles(ts, o, h, l, c, _ema(c, 20), _ema(c, 100), volume)
 
 
 def _ema(x: np.ndarray, span: int) -> np.ndarray:
@@ -81,7 +84,8 @@ def build_scene(app: QApplication, d: Candles, n_history: int, frame_ms: int = 0
     w.resize(1600, 900)
     w.show()
     k = n_history
-    w.set_history(d.ts[:k], d.o[:k], d.h[:k], d.l[:k], d.c[:k], d.ema_fast[:k], d.ema_slow[:k])
+    w.set_history(d.ts[:k], d.o[:k], d.h[:k], d.l[:k], d.c[:k], d.ema_fast[:k], d.ema_slow[:k],
+                  d.volume[:k])
     lo, hi = d.l[k - 80:k].min(), d.h[k - 80:k].max()
     w.set_fib_ladder([(r, hi - r * (hi - lo)) for r in (0.0, 0.382, 0.5, 0.618, 0.786, 1.0)],
                      0.618, int(d.ts[k - 80]), None)
@@ -91,7 +95,7 @@ def build_scene(app: QApplication, d: Candles, n_history: int, frame_ms: int = 0
         w.add_entry_marker(int(d.ts[i]), float(d.l[i]))
         w.add_exit_marker(int(d.ts[i + 2]), float(d.h[i + 2]), kinds[j % 3])
     w.set_position(int(d.ts[k - 20]), float(d.c[k - 20]), float(d.c[k - 20]) - 400.0)
-    w.crosshair.set_position(float(d.ts[k - 40]) / 1000.0, float(d.c[k - 40]))
+    w._on_crosshair(float(d.ts[k - 40]) / 1000.0, float(d.c[k - 40]))   # lines and axis tags
     w.update_live(int(d.ts[k]), float(d.o[k]), float(d.h[k]), float(d.l[k]), float(d.o[k]))
     settle(app)
     return w
@@ -121,6 +125,7 @@ def bench_size(app: QApplication, n: int) -> dict[str, tuple[float, float, float
     d = random_walk(n + REPEATS + 2)
     w = build_scene(app, d, n)
     vp = w.plot_widget.viewport()
+    volume_vp = w.volume_widget.viewport()
     out: dict[str, tuple[float, float, float]] = {}
     k = n
     lo, hi = float(d.l[k]), float(d.h[k])
@@ -133,12 +138,22 @@ def bench_size(app: QApplication, n: int) -> dict[str, tuple[float, float, float
 
     out["tick"] = measure(tick, REPEATS * 3)
 
+    def tick_with_price_line(i: int) -> None:
+        """A tick whose price-line, axis tag and header label refresh fall due (at most every
+        LABEL_INTERVAL_MS in the window)."""
+        tick(i)
+        w._update_price_label()
+        app.processEvents()
+
+    out["tick + price line"] = measure(tick_with_price_line, REPEATS * 3)
+
     def pan(i: int) -> None:
         x0, x1 = w.view.viewRange()[0]
         shift = 0.05 * (x1 - x0) * (1 if (i // 10) % 2 else -1)
         w.view.setXRange(x0 + shift, x1 + shift, padding=0.0)
         w.fit_y()
         vp.repaint()
+        volume_vp.repaint()
 
     def zoom(i: int) -> None:
         x0, x1 = w.view.viewRange()[0]
@@ -147,6 +162,7 @@ def bench_size(app: QApplication, n: int) -> dict[str, tuple[float, float, float
         w.view.setXRange(mid - half, mid + half, padding=0.0)
         w.fit_y()
         vp.repaint()
+        volume_vp.repaint()
 
     out["pan"] = measure(pan)
     out["zoom"] = measure(zoom)
@@ -159,7 +175,7 @@ def bench_size(app: QApplication, n: int) -> dict[str, tuple[float, float, float
     def close(i: int) -> None:
         j = k + i
         w.append_bar(int(d.ts[j]), float(d.o[j]), float(d.h[j]), float(d.l[j]), float(d.c[j]),
-                     float(d.ema_fast[j]), float(d.ema_slow[j]))
+                     float(d.ema_fast[j]), float(d.ema_slow[j]), float(d.volume[j]))
         app.processEvents()  # the follow scroll and its Y fit, then the paint they cause
         app.processEvents()
 
@@ -209,7 +225,8 @@ def replay_loop_lag(app: QApplication, chart: ChartWidget, d: Candles, start: in
             state["tick"] += 1
             return
         chart.append_bar(int(d.ts[j]), float(d.o[j]), float(d.h[j]), float(d.l[j]),
-                         float(d.c[j]), float(d.ema_fast[j]), float(d.ema_slow[j]))
+                         float(d.c[j]), float(d.ema_fast[j]), float(d.ema_slow[j]),
+                         float(d.volume[j]))
         state["tick"] = 0
         state["bar"] += 1
         if state["bar"] >= bars:

@@ -86,7 +86,7 @@ async def _main(engine_factory: Callable[[], Engine], autostart: bool) -> int:
     window = MainWindow(engine)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, window.close)
+        loop.add_signal_handler(sig, window.shutdown_now)   # a signal does not ask
     try:
         window.show()
         if autostart:

@@ -7,9 +7,14 @@ through a Future resolved on `finished`. The window calls these module functions
 from __future__ import annotations
 
 import asyncio
+import html
+from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox, QWidget
+
+LIVE_REFRESH_MS = 250
 
 _ICONS = {
     "info": QMessageBox.Icon.Information,
@@ -41,15 +46,24 @@ async def run_dialog(dialog: QDialog) -> int:
 
 
 async def confirm(parent: QWidget | None, title: str, text: str, *, confirm_label: str,
-                  cancel_label: str = "Cancel", destructive: bool = False) -> bool:
+                  cancel_label: str = "Cancel", destructive: bool = False,
+                  live: Callable[[], str] | None = None) -> bool:
     """Ask a yes/no question; True only when the operator pressed the confirm button.
 
-    Cancel is the default button, so a stray Enter never triggers a destructive action."""
+    Cancel is the default button, so a stray Enter never triggers a destructive action. `live`
+    gives a line (a quote) that is re-read while the dialog is open, so a price in a
+    confirmation is never a frozen one."""
     box = QMessageBox(parent)
     box.setObjectName("confirmDialog")
     box.setWindowTitle(title)
     box.setIcon(QMessageBox.Icon.Warning if destructive else QMessageBox.Icon.Question)
     box.setText(text)
+    if live is not None:
+        box.setInformativeText(live())
+        timer = QTimer(box)
+        timer.setInterval(LIVE_REFRESH_MS)
+        timer.timeout.connect(lambda: box.setInformativeText(live()))
+        timer.start()
     accept = box.addButton(confirm_label, QMessageBox.ButtonRole.AcceptRole)
     accept.setObjectName("confirmButton")
     cancel = box.addButton(cancel_label, QMessageBox.ButtonRole.RejectRole)
@@ -70,6 +84,29 @@ async def inform(parent: QWidget | None, title: str, text: str, *, level: str = 
     box.setText(text)
     if details:
         box.setDetailedText(details)
+    box.setStandardButtons(QMessageBox.StandardButton.Ok)
+    await run_dialog(box)
+
+
+async def show_problems(parent: QWidget | None, title: str, heading: str,
+                        problems: list[str]) -> None:
+    """An error with a list of `field: what is wrong` lines. Field names are never broken
+    across lines (rich text with no-wrap names) and the box is wide enough for them."""
+    items = []
+    for problem in problems:
+        field, sep, rest = problem.partition(": ")
+        if sep and " " not in field:
+            items.append(f'<li><b style="white-space: nowrap">{html.escape(field)}</b>: '
+                         f"{html.escape(rest)}</li>")
+        else:
+            items.append(f"<li>{html.escape(problem)}</li>")
+    box = QMessageBox(parent)
+    box.setObjectName("problemsDialog")
+    box.setWindowTitle(title)
+    box.setIcon(QMessageBox.Icon.Critical)
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setText(f"<p>{html.escape(heading)}</p><ul>{''.join(items)}</ul>")
+    box.setStyleSheet("QLabel { min-width: 520px; }")
     box.setStandardButtons(QMessageBox.StandardButton.Ok)
     await run_dialog(box)
 

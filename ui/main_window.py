@@ -5,7 +5,11 @@ It holds no trading logic. Every command runs as an asyncio task with a done-cal
 event loop is never blocked and no failure goes unseen; every question goes through
 ui.dialogs (no nested Qt loops). Closing the window shuts the engine down gracefully: the
 first close event is ignored, one shutdown task awaits engine.stop(), then the window closes
-for real and `wait_closed()` returns."""
+for real and `wait_closed()` returns. With a position open, closing the window first asks
+(Cancel is the default) and says what happens to the position; SIGTERM and Ctrl+C do not ask.
+
+The operator's own actions are logged at INFO and acknowledged with an info toast; orange and
+red toasts are kept for what the operator did not ask for."""
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +33,9 @@ from ui.notifications import Notifier, _as_bool
 from ui.panels.chart_sync import ChartSync
 from ui.panels.control_bar import ControlBar
 from ui.panels.log_viewer import LogViewer
+from ui.panels.performance import PerformancePanel
 from ui.panels.position import PositionPanel
+from ui.panels.replay_bar import ReplayBar
 from ui.panels.stats import StatsPanel
 from ui.panels.style import app_stylesheet, format_money, format_price, split_pair
 from ui.panels.trades_table import TradesTable
@@ -42,6 +48,7 @@ log = logging.getLogger(__name__)
 ORGANIZATION = "trading-agent"
 APPLICATION = "trading-agent"
 REFRESH_MS = 1000
+REPLAY_PROGRESS_MS = 200
 SHUTDOWN_WAIT_S = 10.0
 LAYERS = (("ema", "EMAs"), ("fib", "Fibonacci ladder"), ("markers", "Trade markers"))
 
@@ -66,6 +73,9 @@ class MainWindow(QMainWindow):
         self._closed = asyncio.Event()
         self._run_state = engine.run_state
         self._day_pnl: float | None = None
+        self._quotes: dict[int, tuple[str, float]] = {}   # trade id -> (action, quoted price)
+        self._quit_question: asyncio.Task | None = None
+        self._seek_target: int | None = None
 
         self.setObjectName("mainWindow")
         self.setStyleSheet(app_stylesheet())
@@ -74,6 +84,8 @@ class MainWindow(QMainWindow):
         self.log_pump = log_handler.LogPump(self._log_handler, parent=self)
 
         self.control_bar = ControlBar()
+        self.replay_bar = ReplayBar()
+        self.replay_bar.setVisible(engine.is_replay)
         self.chart = ChartWidget()
         self.chart_sync = ChartSync(self.chart, engine.config.timeframe_minutes * 60_000)
         self.position_panel = PositionPanel()
@@ -81,7 +93,10 @@ class MainWindow(QMainWindow):
         self.trades_table = TradesTable()
         self.log_viewer = LogViewer()
         self.tabs = QTabWidget()
+        self.performance = PerformancePanel()
         self.tabs.addTab(self.trades_table, "Trades")
+        self.tabs.addTab(self.performance, "Performance")
+        self.tabs.setTabToolTip(1, "Realised equity with drawdowns shaded, and PnL per UTC day")
         self.tabs.addTab(self.log_viewer, "Log")
         self._build_layout()
         self.notifier = Notifier(self, self.settings)
@@ -93,6 +108,11 @@ class MainWindow(QMainWindow):
         self._refresh_timer.setInterval(REFRESH_MS)
         self._refresh_timer.timeout.connect(self.refresh)
         self._refresh_timer.start()
+        self._replay_timer = QTimer(self)
+        self._replay_timer.setInterval(REPLAY_PROGRESS_MS)
+        self._replay_timer.timeout.connect(self.refresh_replay)
+        if engine.is_replay:
+            self._replay_timer.start()
         self._restore_settings()
         self._load_from_store()
         self.refresh()
@@ -103,10 +123,11 @@ class MainWindow(QMainWindow):
         self.bottom_splitter.setObjectName("bottomSplitter")
         for panel in (self.position_panel, self.stats_panel):
             scroll = QScrollArea()
+            scroll.setObjectName("panelScroll")
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QScrollArea.Shape.NoFrame)
             scroll.setWidget(panel)
-            scroll.setMinimumWidth(260)
+            scroll.setMinimumWidth(240)
             self.bottom_splitter.addWidget(scroll)
         self.bottom_splitter.addWidget(self.tabs)
         self.bottom_splitter.setStretchFactor(2, 1)
@@ -115,16 +136,20 @@ class MainWindow(QMainWindow):
         self.main_splitter.setObjectName("mainSplitter")
         self.main_splitter.addWidget(self.chart)
         self.main_splitter.addWidget(self.bottom_splitter)
-        self.main_splitter.setStretchFactor(0, 1)
-        self.main_splitter.setSizes([560, 400])
+        self.main_splitter.setStretchFactor(0, 3)      # the chart gets the space
+        self.main_splitter.setStretchFactor(1, 1)
+        self.main_splitter.setCollapsible(0, False)
+        self.main_splitter.setSizes([640, 300])
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
         layout.setSpacing(6)
         layout.addWidget(self.control_bar)
+        layout.addWidget(self.replay_bar)
         layout.addWidget(self.main_splitter, 1)
         self.setCentralWidget(central)
-        self.resize(1500, 950)
+        screen = self.screen().availableGeometry()
+        self.resize(min(1500, screen.width()), min(950, screen.height()))
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -157,6 +182,15 @@ class MainWindow(QMainWindow):
         self.sound_action.toggled.connect(self.notifier.set_sound_enabled)
         view_menu.addAction(self.sound_action)
 
+        if self.engine.is_replay:
+            replay_menu = self.menuBar().addMenu("&Replay")
+            self.replay_play_action = _action(self, "Pause / play the replay clock",
+                                              self.toggle_replay_clock, "Space")
+            self.replay_step_action = _action(self, "Step one bar", self.step_replay,
+                                              "Ctrl+Right")
+            replay_menu.addAction(self.replay_play_action)
+            replay_menu.addAction(self.replay_step_action)
+
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(_action(self, "&About", self.show_about))
 
@@ -165,11 +199,17 @@ class MainWindow(QMainWindow):
         bar.start_requested.connect(self.start_engine)
         bar.pause_requested.connect(lambda: self._spawn("Pause", self.engine.pause))
         bar.resume_requested.connect(lambda: self._spawn("Resume", self.engine.resume))
+        bar.stop_requested.connect(self.stop_trading)
         bar.emergency_requested.connect(self.emergency_stop)
         bar.clear_halt_requested.connect(self.clear_halt)
-        bar.speed_requested.connect(self.engine.set_replay_speed)
+        replay = self.replay_bar
+        replay.speed_requested.connect(self.set_replay_speed)
+        replay.clock_paused_requested.connect(self.set_replay_clock_paused)
+        replay.step_requested.connect(self.step_replay)
+        replay.seek_requested.connect(self.seek_replay)
         if self.engine.is_replay:
-            bar.show_replay_speed(self.engine.replay_speed)
+            replay.show_speed(self.engine.replay_speed)
+            self.refresh_replay()
         self.position_panel.manual_close_requested.connect(self.manual_close)
         self.trades_table.trade_selected.connect(self.chart_sync.select_trade)
         b = self.bridge
@@ -187,6 +227,9 @@ class MainWindow(QMainWindow):
     # ----- commands --------------------------------------------------------------------------
     def start_engine(self) -> asyncio.Task:
         return self._spawn("Start", self.engine.start)
+
+    def stop_trading(self) -> asyncio.Task:
+        return self._spawn("Stop", self._stop_trading)
 
     def emergency_stop(self) -> asyncio.Task:
         return self._spawn("Emergency stop", self._emergency_stop, busy=False)
@@ -231,9 +274,10 @@ class MainWindow(QMainWindow):
         if busy:
             self.control_bar.set_busy(True)
         try:
+            log.info("operator: %s", name)
             await command()
         except EngineBusy as exc:
-            log.warning("%s refused: %s", name, exc)
+            log.info("%s refused: %s", name, exc)
             await dialogs.inform(self, f"{name} refused", str(exc), level="warning")
         except Exception as exc:
             log.exception("%s failed", name)
@@ -258,9 +302,14 @@ class MainWindow(QMainWindow):
         text = (f"Emergency stop will {position}HALT the agent.\n\n"
                 "No new trades are opened until you clear the halt; the halt is kept across "
                 "restarts.")
-        if await dialogs.confirm(self, "Emergency stop", text, confirm_label="Emergency Stop",
-                                 destructive=True):
-            await self.engine.emergency_stop()
+        if not await dialogs.confirm(self, "Emergency stop", text, confirm_label="Emergency Stop",
+                                     destructive=True,
+                                     live=self._live_quote if trade is not None else None):
+            return
+        quote = self.engine.status().last_price
+        if trade is not None and quote is not None:
+            self._quotes[trade.id] = ("Emergency stop", quote)
+        await self.engine.emergency_stop()
 
     async def _manual_close(self) -> None:
         status = self.engine.status()
@@ -268,15 +317,51 @@ class MainWindow(QMainWindow):
         if trade is None:
             await dialogs.inform(self, "Manual close", "There is no open position.")
             return
-        base, quote = split_pair(trade.pair)
-        price = status.last_price
-        text = (f"Close {trade.amount:.8g} {base} at market"
-                + (f" (last price {format_price(price)}, unrealised "
-                   f"{format_money(status.unrealized_pnl, quote)})" if price is not None else "")
-                + "?\n\nThe trade is recorded with exit reason MANUAL.")
-        if await dialogs.confirm(self, "Manual close", text, confirm_label="Close position",
-                                 destructive=True):
-            await self.engine.manual_close()
+        base = split_pair(trade.pair)[0]
+        text = (f"Close {trade.amount:.8g} {base} at market?\n\nA market order fills at the "
+                "next price, which can differ from the quote below. The trade is recorded with "
+                "exit reason MANUAL.")
+        if not await dialogs.confirm(self, "Manual close", text, confirm_label="Close position",
+                                     destructive=True, live=self._live_quote):
+            return
+        quote = self.engine.status().last_price
+        if quote is not None:
+            self._quotes[trade.id] = ("Manual close", quote)
+        await self.engine.manual_close()
+        if self.engine.status().open_trade is not None:
+            self.notify(f"Manual close sent at a quote of {format_price(quote)}; waiting for the "
+                        "fill" if quote is not None else "Manual close sent; waiting for the fill")
+
+    def _live_quote(self) -> str:
+        """The line a confirmation re-reads while it is open: price and unrealised PnL now."""
+        status = self.engine.status()
+        if status.last_price is None:
+            return "Quote: no live price yet (the order waits for the first one)"
+        quote = split_pair(status.pair)[1]
+        return (f"Quote now: {format_price(status.last_price)} · unrealised "
+                f"{format_money(status.unrealized_pnl, quote)}")
+
+    async def _stop_trading(self) -> None:
+        status = self.engine.status()
+        trade = status.open_trade
+        if trade is not None:
+            text = (f"Stop trading?\n\nNo new entries and no more market data. The open "
+                    f"position of {trade.amount:.8g} {split_pair(trade.pair)[0]} is kept: "
+                    + self._position_fate())
+            if not await dialogs.confirm(self, "Stop", text, confirm_label="Stop, keep position"):
+                return
+        await self.engine.stop_trading()
+        self.notify("Stopped: no new entries" + ("; the position keeps its stop and target"
+                                                  if trade is not None else ""))
+
+    def _position_fate(self) -> str:
+        """What happens to an open position while the agent is not running, in plain words."""
+        if self.engine.status().mode == "paper":
+            return ("on paper nothing watches it while the agent is stopped or closed; it is "
+                    "managed again, with its stop and target, at the next Start or launch with "
+                    "this data folder.")
+        return ("its stop and target orders stay resting at the exchange and can fill while the "
+                "agent is stopped or closed.")
 
     async def _clear_halt(self) -> None:
         status = self.engine.status()
@@ -285,6 +370,7 @@ class MainWindow(QMainWindow):
                 "press Start.")
         if await dialogs.confirm(self, "Clear halt", text, confirm_label="Clear halt"):
             await self.engine.clear_halt()
+            self.notify("Halt cleared: the engine is STOPPED; press Start to trade")
 
     async def _import_config(self) -> None:
         status = self.engine.status()
@@ -303,8 +389,10 @@ class MainWindow(QMainWindow):
             summary, warnings = await self.engine.import_config(path)
         except ConfigError as exc:
             log.error("config %s rejected: %s", path, exc)
-            await dialogs.inform(self, "Invalid config", f"{path.name} was not imported:\n\n{exc}",
-                                 level="error")
+            count = len(exc.problems)
+            await dialogs.show_problems(
+                self, "Invalid config", f"{path.name} was not imported "
+                f"({count} problem{'s' if count != 1 else ''}):", exc.problems)
             return
         new = self.engine.status()
         if (new.pair, new.timeframe) != old_market:
@@ -312,6 +400,7 @@ class MainWindow(QMainWindow):
         text = "\n".join(summary)
         if warnings:
             text += "\n\nWarnings:\n" + "\n".join(f"• {w}" for w in warnings)
+        self.notify(f"Config imported from {path.name}")
         await dialogs.inform(self, "Config imported", text,
                              level="warning" if warnings else "info")
 
@@ -338,7 +427,17 @@ class MainWindow(QMainWindow):
         self._run_state = event.run_state
         reason = event.reason if event.run_state in ("HALTED", "ERROR") else None
         self.control_bar.set_run_state(event.run_state, event.position_state, reason)
+        self._show_state_meaning(event.run_state)
         self._update_title()
+
+    def _show_state_meaning(self, run_state: str) -> None:
+        if run_state == "PAUSED":
+            self.statusBar().showMessage(
+                "PAUSED: no new entries; an open position is still managed by its stop and "
+                "target" + ("; the replay keeps playing (Space holds it)"
+                            if self.engine.is_replay else ""))
+        elif run_state == "STOPPED":
+            self.statusBar().showMessage("STOPPED: not trading and not following the market")
 
     def _on_bars(self, events: list[BarClosed]) -> None:
         decisions = [event.decision for event in events]
@@ -361,13 +460,34 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self.refresh)     # its own loop turn: no single long stall
 
     def _on_position_closed(self, event: PositionClosed) -> None:
+        self._report_fill(event.trade)
         self.chart_sync.position_closed(event.trade)
         self.trades_table.add_trade(event.trade)
+        self._show_performance()
         QTimer.singleShot(0, self.refresh)
+
+    def _report_fill(self, trade) -> None:
+        """An exit the operator asked for: its fill against the price the dialog quoted."""
+        asked = self._quotes.pop(trade.id, None) if trade.id is not None else None
+        if asked is None or trade.exit_price is None:
+            return
+        action, quote = asked
+        diff = trade.exit_price - quote
+        bps = diff / quote * 10_000 if quote else 0.0
+        text = (f"{action} filled at {format_price(trade.exit_price)} against a quote of "
+                f"{format_price(quote)} ({diff:+,.2f}, {bps:+.1f} bps; "
+                f"PnL {format_money(trade.pnl, self._quote())})")
+        log.info("%s", text)
+        self.statusBar().showMessage(text)
+        self.notify(text)
+
+    def notify(self, text: str) -> None:
+        """Acknowledge an operator's own action: an info toast, never an orange warning."""
+        self.notifier.toast(text, logging.INFO)
 
     def _on_balance(self, event: BalanceChanged) -> None:
         self._day_pnl = event.day_pnl
-        self.control_bar.set_balance(event.balance, event.day_pnl, self._quote())
+        self.control_bar.set_balance(event.balance, event.day_pnl, self._quote(), event.equity)
         self._update_title()
 
     def _on_replay_finished(self, event: ReplayFinished) -> None:
@@ -387,7 +507,7 @@ class MainWindow(QMainWindow):
         if self.control_bar.run_state != status.run_state and self.bridge.pending == 0:
             self.control_bar.set_run_state(status.run_state, status.position_state,
                                            status.halt_reason)
-        self.control_bar.set_balance(status.balance, status.day_pnl, quote)
+        self.control_bar.set_balance(status.balance, status.day_pnl, quote, status.equity)
         self._day_pnl = status.day_pnl
         self.position_panel.show_position(
             status.open_trade, status.last_price, status.unrealized_pnl, now,
@@ -399,6 +519,62 @@ class MainWindow(QMainWindow):
         self.stats_panel.show_stats(self.engine.store.stats(now), quote)   # cheap (store doc)
         self._update_title()
 
+    # ----- replay clock ----------------------------------------------------------------------
+    def refresh_replay(self) -> None:
+        """Progress, clock and speed of a replay (a fast timer: "bar 4,300 of 9,000" moves)."""
+        pacer = self.engine.pacer
+        if pacer is None or self._shutdown_task is not None:
+            return
+        if self._seek_target is not None and pacer.position >= self._seek_target:
+            self._seek_target = None
+            self.statusBar().showMessage(f"Replay held at bar {pacer.position:,}")
+        self.replay_bar.show_progress(pacer.position, pacer.total)
+        self.replay_bar.show_clock(pacer.paused)
+
+    def set_replay_clock_paused(self, paused: bool) -> None:
+        pacer = self.engine.pacer
+        if pacer is None:
+            return
+        self._seek_target = None
+        pacer.set_paused(paused)
+        log.info("operator: replay clock %s", "held" if paused else "running")
+        self.statusBar().showMessage(
+            "Replay clock held: no bars arrive (Step or Space to go on); the engine state is "
+            "unchanged" if paused else "Replay clock running")
+        self.refresh_replay()
+
+    def toggle_replay_clock(self) -> None:
+        if self.engine.pacer is not None:
+            self.set_replay_clock_paused(not self.engine.pacer.paused)
+
+    def step_replay(self) -> None:
+        pacer = self.engine.pacer
+        if pacer is None:
+            return
+        if not pacer.paused:
+            self.set_replay_clock_paused(True)
+            return
+        pacer.step()
+
+    def set_replay_speed(self, speed: float | None) -> None:
+        self.engine.set_replay_speed(speed)
+        self.replay_bar.show_speed(speed)
+
+    def seek_replay(self, target: int) -> None:
+        """Run the replay to bar `target` and hold the clock there: the clock is held and
+        released one step per bar, and steps are not paced, so it runs at full speed and stops
+        exactly on the bar."""
+        pacer = self.engine.pacer
+        if pacer is None or target <= pacer.position:
+            return
+        target = min(target, pacer.total)
+        pacer.set_paused(True)
+        for _ in range(target - pacer.position):
+            pacer.step()
+        self._seek_target = target
+        log.info("operator: replay runs to bar %d and holds", target)
+        self.refresh_replay()
+
     def _sync_open_trade(self, trade) -> None:
         """Catch up with a position the engine restored at start-up (no event announces it)."""
         shown = self.chart_sync.open_trade
@@ -409,8 +585,14 @@ class MainWindow(QMainWindow):
         """Closed trades and recent candles the engine already has (they survive restarts)."""
         closed = self.engine.store.closed_trades()
         self.trades_table.set_trades(closed, self._quote())
+        self._show_performance(closed)
         self.chart_sync.seed(self.engine.history())
         self.chart_sync.seed_trades(closed, self.engine.status().open_trade)
+
+    def _show_performance(self, closed=None) -> None:
+        trades = closed if closed is not None else self.trades_table.trades
+        self.performance.set_trades(trades, self.engine.config.exchange.paper_initial_balance,
+                                    self._quote())
 
     def _reset_market(self) -> None:
         """A config for another pair or timeframe: the old candles mean nothing any more."""
@@ -462,8 +644,33 @@ class MainWindow(QMainWindow):
             event.accept()
             return
         event.ignore()
-        if self._shutdown_task is None:
+        if self._shutdown_task is not None or self._quit_question is not None:
+            return
+        if self.engine.status().open_trade is not None:
+            self._quit_question = asyncio.ensure_future(self._ask_before_quit())
+        else:
+            self.shutdown_now()
+
+    def shutdown_now(self) -> None:
+        """Close without asking (SIGTERM, Ctrl+C, a confirmed quit)."""
+        if self._quit_question is not None and not self._quit_question.done():
+            self._quit_question.cancel()
+        if self._shutdown_task is None and not self._shutdown_done:
             self._shutdown_task = asyncio.ensure_future(self._shutdown())
+
+    async def _ask_before_quit(self) -> None:
+        trade = self.engine.status().open_trade
+        text = "A position is open." if trade is None else (
+            f"A position of {trade.amount:.8g} {split_pair(trade.pair)[0]} is open.")
+        text += "\n\nIf you quit, the position stays open: " + self._position_fate()
+        try:
+            quit_ = await dialogs.confirm(self, "Quit with an open position", text,
+                                          confirm_label="Quit, keep position")
+        finally:
+            self._quit_question = None
+        if quit_:
+            log.info("operator: quit with the position open")
+            self.shutdown_now()
 
     async def _shutdown(self) -> None:
         """Answer open dialogs with Cancel, let running commands finish, stop the engine,

@@ -1,4 +1,5 @@
-"""Non-modal toasts for WARNING and above, and a short sound for ERROR and above.
+"""Non-modal toasts for WARNING and above, and a short sound for ERROR and above; the window
+also raises green INFO toasts to acknowledge the operator's own actions.
 
 A toast never takes focus and never blocks: it sits over the window's bottom-right corner,
 fades away after a few seconds or on a click. A burst of warnings (a replay at full speed, a
@@ -33,7 +34,9 @@ class Toast(QFrame):
         self.levelno = levelno
         self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        color = theme.DOWN if levelno >= logging.ERROR else WARNING
+        color = (theme.DOWN if levelno >= logging.ERROR
+                 else WARNING if levelno >= logging.WARNING else theme.ACCENT)
+        self.color = color
         self.setStyleSheet(
             f"QFrame#toast {{ background: {theme.SURFACE}; border: 2px solid {color};"
             f" border-radius: 6px; }} QLabel {{ color: {theme.TEXT}; background: transparent; }}")

@@ -48,3 +48,19 @@ def loop_owns_the_app(qapp: QApplication) -> QApplication:
     """As in ui.app: closing the last window must not quit Qt under the asyncio loop."""
     qapp.setQuitOnLastWindowClosed(False)
     return qapp
+
+
+@pytest.fixture
+async def window(tmp_path: Path, sample_csv: Path):
+    """The main window over a real replay engine (paper venue), shut down without questions."""
+    import logging
+
+    from ui.main_window import MainWindow
+    from window_helpers import make_engine
+
+    logging.getLogger("agent").setLevel(logging.INFO)
+    w = MainWindow(make_engine(tmp_path, sample_csv))
+    w.show()
+    yield w
+    w.shutdown_now()
+    await w.wait_closed()

@@ -221,6 +221,7 @@ def test_closing_the_live_candle_hides_the_live_item(loaded: ChartWidget) -> Non
 def test_zoomed_out_chart_still_paints_candles(chart: ChartWidget) -> None:
     d = candles(5000)
     chart.set_history(**d)
+    chart.set_layer_visible("ema", False)          # only candles under the probed pixel
     chart.view.setXRange(d["ts_ms"][0] / 1000, d["ts_ms"][-1] / 1000, padding=0.0)
     chart.fit_y()
     i = 2500
@@ -418,8 +419,8 @@ def test_hidden_fib_layer_stays_hidden_for_a_new_ladder(loaded: ChartWidget) -> 
 
 
 def test_unknown_layer_is_rejected(loaded: ChartWidget) -> None:
-    with pytest.raises(UnknownLayer, match="'volume'"):
-        loaded.set_layer_visible("volume", False)
+    with pytest.raises(UnknownLayer, match="'orderbook'"):
+        loaded.set_layer_visible("orderbook", False)
 
 
 @settings(max_examples=150, deadline=None)

@@ -23,7 +23,7 @@ from ui.panels.control_bar import ControlBar
 from ui.panels.log_viewer import LogViewer
 from ui.panels.position import PositionPanel
 from ui.panels.stats import StatsPanel
-from ui.panels.trades_table import TradesTable, exit_marker_kind
+from ui.panels.trades_table import COLUMNS, TradesTable, exit_marker_kind
 
 TF = 15 * 60_000
 T0 = 1_704_067_200_000
@@ -255,19 +255,33 @@ def control_bar(qtbot) -> ControlBar:
     return bar_
 
 
-@pytest.mark.parametrize("state, start, pause_text, pause_enabled, emergency", [
-    ("STOPPED", True, "Pause", False, True),
-    ("RUNNING", False, "Pause", True, True),
-    ("PAUSED", False, "Resume", True, True),
-    ("HALTED", False, "Pause", False, False),
+@pytest.mark.parametrize("state, start, pause_text, pause_enabled, stop, emergency", [
+    ("STOPPED", True, "Pause", False, False, True),
+    ("RUNNING", False, "Pause", True, True, True),
+    ("PAUSED", False, "Resume", True, True, True),
+    ("HALTED", False, "Pause", False, False, False),
 ])
 def test_control_bar_enables_only_the_commands_of_the_state(control_bar, state, start,
-                                                            pause_text, pause_enabled, emergency):
+                                                            pause_text, pause_enabled, stop,
+                                                            emergency):
     control_bar.set_run_state(state, "MONITORING", None)
     assert control_bar.start_button.isEnabled() is start
     assert control_bar.pause_button.text() == pause_text
     assert control_bar.pause_button.isEnabled() is pause_enabled
+    assert control_bar.stop_button.isEnabled() is stop
     assert control_bar.emergency_button.isEnabled() is emergency
+
+
+def test_pause_says_it_means_no_new_entries(control_bar):
+    control_bar.set_run_state("RUNNING", "MONITORING", None)
+    assert "no new entries" in control_bar.pause_button.toolTip()
+    control_bar.set_run_state("PAUSED", "MONITORING", None)
+    assert "no new entries" in control_bar.state_label.toolTip()
+
+
+def test_control_bar_shows_cash_and_equity_so_an_entry_is_not_a_loss(control_bar):
+    control_bar.set_balance(9_000.0, -1.0, "USDT", equity=9_999.0)
+    assert control_bar.balance_label.text() == "9,000.00 / 9,999.00 USDT"
 
 
 def test_control_bar_offers_clear_halt_only_when_halted(control_bar):
@@ -381,9 +395,46 @@ def test_trades_table_lists_newest_first_with_coloured_pnl(qtbot):
     table.set_trades([closed_trade(id=1, pnl=12.0), closed_trade(id=2, pnl=-3.0,
                                                                   exit_reason="STOP")], "USDT")
     assert table.item(0, 0).text() == "2" and table.item(1, 0).text() == "1"
-    assert table.item(0, 7).text() == "-3.00 USDT"
-    assert table.item(0, 7).foreground().color().name() == "#f44336"
-    assert table.item(1, 7).foreground().color().name() == "#4caf50"
+    pnl = COLUMNS.index("PnL")
+    assert table.item(0, pnl).text() == "-3.00 USDT"
+    assert table.item(0, pnl).foreground().color().name() == "#f44336"
+    assert table.item(1, pnl).foreground().color().name() == "#4caf50"
+
+
+def test_trades_table_shows_size_fees_and_r_multiple(qtbot):
+    table = TradesTable()
+    qtbot.addWidget(table)
+    trade = closed_trade(id=1, pnl=12.0)
+    table.set_trades([trade], "USDT")
+    row = {name: table.item(0, i).text() for i, name in enumerate(COLUMNS)}
+    risk = (trade.entry_price - trade.risk_stop) * trade.amount
+    assert row["Size"] == f"{trade.amount:.6g}"
+    assert row["Fees"] == f"{trade.entry_fee + trade.exit_fee:,.2f}"
+    assert row["R"] == f"{12.0 / risk:+.2f}R"
+
+
+def test_trades_table_sorts_by_value_and_still_selects_the_right_trade(qtbot):
+    table = TradesTable()
+    qtbot.addWidget(table)
+    trades = [closed_trade(id=1, pnl=5.0), closed_trade(id=2, pnl=-30.0),
+              closed_trade(id=3, pnl=100.0)]
+    table.set_trades(trades, "USDT")
+    table.sortByColumn(COLUMNS.index("PnL"), Qt.SortOrder.AscendingOrder)
+    assert [table.trade_at(r).id for r in range(3)] == [2, 1, 3]   # -30 < 5 < 100, not by text
+    with qtbot.waitSignal(table.trade_selected) as chosen:
+        table.selectRow(2)
+    assert chosen.args[0].id == 3
+
+
+def test_trades_table_pnl_columns_are_not_squeezed(qtbot):
+    table = TradesTable()
+    qtbot.addWidget(table)
+    table.resize(500, 300)
+    table.set_trades([closed_trade(id=1, pnl=-12345.67)], "USDT")
+    for name in ("PnL", "PnL %"):
+        column = COLUMNS.index(name)
+        text = table.item(0, column).text()
+        assert table.columnWidth(column) >= table.fontMetrics().horizontalAdvance(text)
 
 
 def test_trades_table_selection_emits_the_trade(qtbot):
@@ -548,12 +599,50 @@ async def test_confirm_defaults_to_cancel(qtbot):
     assert await asked is False
 
 
-def test_control_bar_offers_replay_speeds_and_asks_for_the_chosen_one(qtbot):
-    bar = ControlBar()
+def test_replay_bar_offers_speeds_down_to_half_a_bar_per_second(qtbot):
+    from ui.panels.replay_bar import ReplayBar
+
+    bar = ReplayBar()
     qtbot.addWidget(bar)
-    assert not bar.speed_combo.isVisibleTo(bar)
-    bar.show_replay_speed(37.0)
-    assert bar.speed_combo.isVisibleTo(bar) and bar.speed_combo.currentText() == "40 bars/s"
+    bar.show_speed(37.0)
+    assert bar.speed_combo.currentText() == "40 bars/s"
+    assert bar.speed_combo.itemText(0) == "0.5 bar/s"
     with qtbot.waitSignal(bar.speed_requested) as blocker:
-        bar.speed_combo.activated.emit(bar.speed_combo.findText("max"))
-    assert blocker.args == [None]
+        bar.speed_combo.activated.emit(bar.speed_combo.findText("0.5 bar/s"))
+    assert blocker.args == [0.5]
+
+
+def test_replay_bar_shows_progress_as_bar_n_of_total(qtbot):
+    from ui.panels.replay_bar import ReplayBar
+
+    bar = ReplayBar()
+    qtbot.addWidget(bar)
+    bar.show_progress(4300, 9000)
+    assert bar.progress_label.text() == "bar 4,300 of 9,000"
+    assert (bar.slider.value(), bar.slider.maximum()) == (4300, 9000)
+
+
+def test_replay_bar_step_is_usable_only_while_the_clock_is_held(qtbot):
+    from ui.panels.replay_bar import ReplayBar
+
+    bar = ReplayBar()
+    qtbot.addWidget(bar)
+    bar.show_clock(False)
+    assert not bar.step_button.isEnabled() and bar.play_button.text() == "Pause replay"
+    bar.show_clock(True)
+    assert bar.step_button.isEnabled() and bar.play_button.text() == "Play replay"
+
+
+def test_equity_curve_steps_at_each_exit_and_its_drawdown_is_measured():
+    from ui.panels.performance import daily_pnl, equity_curve
+
+    day = 86_400_000
+    trades = [closed_trade(id=1, pnl=100.0, exit_ts=T0 + day),
+              closed_trade(id=2, pnl=-150.0, exit_ts=T0 + day + 3_600_000),
+              closed_trade(id=3, pnl=20.0, exit_ts=T0 + 3 * day)]
+    curve = equity_curve(trades, 1000.0)
+    assert list(curve.equity) == [1000.0, 1100.0, 950.0, 970.0]
+    assert list(curve.peak) == [1000.0, 1100.0, 1100.0, 1100.0]
+    assert curve.max_drawdown_percent == pytest.approx(150 / 1100 * 100)
+    days, pnl = daily_pnl(trades)
+    assert list(pnl) == [-50.0, 20.0] and len(days) == 2

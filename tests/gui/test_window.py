@@ -1,83 +1,17 @@
 """The main window over the REAL engine replaying a small generated sample (paper broker)."""
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-from collections.abc import Callable
 
 import pytest
-from PySide6.QtCore import Qt
 
 from agent.config import default_config
-from agent.engine import Engine
-from agent.session import replay_session
-from agent.events import PositionOpened
 from ui import dialogs
 from ui.main_window import MainWindow
+from window_helpers import (answer_dialogs, capture_messages, click, freeze_on_first_entry,
+                            make_engine, until)
 
 pytestmark = pytest.mark.gui
-SLOW = 0.02        # bars per second: effectively frozen while a test looks at an open position
-
-
-async def until(condition: Callable[[], bool], what: str, limit_s: float = 60.0) -> None:
-    """Let the shared loop run until `condition` holds (the limit only stops a hung test)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.02)
-
-
-def make_engine(tmp_path, sample_csv, speed: float | None = None) -> Engine:
-    return replay_session(default_config(), tmp_path / "data", sample_csv, speed)
-
-
-@pytest.fixture
-async def window(tmp_path, sample_csv):
-    logging.getLogger("agent").setLevel(logging.INFO)
-    w = MainWindow(make_engine(tmp_path, sample_csv))
-    w.show()
-    yield w
-    w.close()
-    await w.wait_closed()
-
-
-def click(button) -> None:
-    from pytestqt.qtbot import QtBot
-
-    QtBot.mouseClick(button, Qt.MouseButton.LeftButton)
-
-
-def answer_dialogs(monkeypatch, answer: bool) -> list[str]:
-    """Replace the one confirmation seam; returns the questions asked."""
-    asked: list[str] = []
-
-    async def confirm(parent, title, text, **kwargs) -> bool:
-        asked.append(text)
-        return answer
-
-    monkeypatch.setattr(dialogs, "confirm", confirm)
-    return asked
-
-
-def capture_messages(monkeypatch) -> list[tuple[str, str]]:
-    shown: list[tuple[str, str]] = []
-
-    async def inform(parent, title, text, **kwargs) -> None:
-        shown.append((title, text))
-
-    monkeypatch.setattr(dialogs, "inform", inform)
-    return shown
-
-
-def freeze_on_first_entry(engine: Engine) -> None:
-    """Slow the replay to a crawl the moment a position opens, so it stays open."""
-    def on_event(event) -> None:
-        if isinstance(event, PositionOpened):
-            engine.pacer.speed = SLOW
-    engine.bus.subscribe(on_event)
 
 
 async def test_window_opens_on_a_replay_and_shows_its_candles(window):
@@ -174,26 +108,37 @@ async def test_manual_close_keeps_the_position_when_cancelled(window, monkeypatc
     assert window.engine.status().open_trade is not None
 
 
-async def test_import_config_refuses_an_invalid_file_with_the_validators_message(
+async def test_import_config_refuses_an_invalid_file_naming_every_field_in_full(
         window, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+
     from agent.config import ConfigError, load_config
 
     bad = tmp_path / "config.json"
     raw = json.loads(default_config().model_dump_json(by_alias=True))
     raw["backtest_params"]["fib_target_level"] = 0.236
+    raw["backtest_params"]["ema_fastt"] = 3
     bad.write_text(json.dumps(raw))
     with pytest.raises(ConfigError) as rejected:
         load_config(bad)
-    shown = capture_messages(monkeypatch)
 
     async def choose(*args, **kwargs):
         return bad
 
     monkeypatch.setattr(dialogs, "choose_open_file", choose)
-    await window.import_config()
-    (title, text) = shown[-1]
-    assert title == "Invalid config"
-    assert str(rejected.value) in text
+    task = window.import_config()
+    await until(lambda: window.findChild(QMessageBox, "problemsDialog") is not None,
+                "the invalid-config dialog")
+    box = window.findChild(QMessageBox, "problemsDialog")
+    text = box.text()
+    assert box.windowTitle() == "Invalid config"
+    assert str(tmp_path) not in text                  # the path is not repeated
+    assert "config.json was not imported (2 problems)" in text
+    for field in ("backtest_params.fib_target_level", "backtest_params.ema_fastt"):
+        assert f'<b style="white-space: nowrap">{field}</b>' in text   # never cut or wrapped
+    assert len(rejected.value.problems) == 2
+    box.accept()
+    await task
 
 
 async def test_import_config_is_refused_while_the_engine_runs(window, monkeypatch):
@@ -292,7 +237,7 @@ async def test_window_remembers_its_splitter_sizes(tmp_path, sample_csv):
 
 
 async def test_the_replay_speed_choice_changes_the_engines_pace(window):
-    bar = window.control_bar
+    bar = window.replay_bar
     assert bar.speed_combo.isVisibleTo(window)
     bar.speed_combo.activated.emit(bar.speed_combo.findText("max"))
     assert window.engine.replay_speed is None
@@ -305,3 +250,21 @@ async def test_window_title_shows_the_run_state_and_todays_pnl(window):
     await until(lambda: window.windowTitle().startswith("RUNNING"), "RUNNING in the title")
     pair = window.engine.config.exchange.trading_pair
     assert pair in window.windowTitle() and "Today" in window.windowTitle()
+
+
+async def test_performance_tab_shows_the_equity_curve_and_daily_pnl_of_the_trades(window):
+    from ui.panels.performance import daily_pnl
+
+    await window.start_engine()
+    await until(lambda: window.engine.status().feed_state == "finished", "replay finished")
+    await until(lambda: window.bridge.pending == 0, "events delivered")
+    window.bridge.drain()
+    closed = window.engine.store.closed_trades()
+    assert window.tabs.tabText(window.tabs.indexOf(window.performance)) == "Performance"
+    curve = window.performance.curve
+    initial = window.engine.config.exchange.paper_initial_balance
+    assert curve.equity[-1] == pytest.approx(initial + sum(t.pnl for t in closed))
+    assert len(curve.equity) == len(closed) + 1
+    days, pnl = daily_pnl(closed)
+    assert list(window.performance.daily_bars.opts["height"]) == pytest.approx(list(pnl))
+    assert "max drawdown" in window.performance.summary.text()

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QPainter
 
 from ui import theme
 
@@ -91,12 +93,87 @@ def _label(seconds: float, spacing: float) -> str:
     return t.strftime("%Y")
 
 
-class UtcTimeAxis(_TickMemo, _UtcTicks):
+class _Tags:
+    """Labelled tags painted on the axis at a value: the current price, the crosshair's price
+    or time. A tag repaints only the axis (a narrow strip), never the plot."""
+
+    _tags: dict[str, tuple[float, str, str]]
+
+    def set_tag(self, key: str, value: float, text: str, color: str) -> None:
+        tags = self.__dict__.setdefault("_tags", {})
+        if tags.get(key) != (value, text, color):
+            tags[key] = (value, text, color)
+            self.update()  # type: ignore[attr-defined]
+
+    def clear_tag(self, key: str) -> None:
+        tags = self.__dict__.setdefault("_tags", {})
+        if tags.pop(key, None) is not None:
+            self.update()  # type: ignore[attr-defined]
+
+    def tag(self, key: str) -> tuple[float, str, str] | None:
+        return self.__dict__.get("_tags", {}).get(key)
+
+    def paint(self, p: QPainter, *args: Any) -> None:
+        super().paint(p, *args)  # type: ignore[misc]
+        tags = self.__dict__.get("_tags")
+        view = self.linkedView()  # type: ignore[attr-defined]
+        if not tags or view is None:
+            return
+        horizontal = self.orientation in ("bottom", "top")  # type: ignore[attr-defined]
+        bounds = self.boundingRect()  # type: ignore[attr-defined]
+        metrics = p.fontMetrics()
+        for value, text, color in tags.values():
+            point = QPointF(value, 0.0) if horizontal else QPointF(0.0, value)
+            local = self.mapFromScene(view.mapViewToScene(point))  # type: ignore[attr-defined]
+            w, h = metrics.horizontalAdvance(text) + 8, metrics.height() + 2
+            if horizontal:
+                if not bounds.left() <= local.x() <= bounds.right():
+                    continue
+                x = min(max(local.x() - w / 2, bounds.left()), bounds.right() - w)
+                rect = QRectF(x, bounds.top() + 1, w, h)
+            else:
+                if not bounds.top() <= local.y() <= bounds.bottom():
+                    continue
+                rect = QRectF(bounds.left() + 1, local.y() - h / 2, max(w, bounds.width() - 2), h)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(color))
+            p.drawRect(rect)
+            p.setPen(QColor(theme.BACKGROUND))
+            p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
+
+
+class UtcTimeAxis(_Tags, _TickMemo, _UtcTicks):
     """Time axis in UTC (x in Unix seconds)."""
 
 
-class PriceAxis(_TickMemo, pg.AxisItem):
-    """Price axis labelled like the rest of the chart: "117,400" with thousands separators."""
+class PriceAxis(_Tags, _TickMemo, pg.AxisItem):
+    """Price axis labelled like the rest of the chart: "117,400" with thousands separators.
+    Dragging it up or down scales the prices (the chart stops fitting them until End)."""
+
+    DRAG_SCALE_PER_PX = 1.01
+    on_user_scale: Any = None          # called after the operator scaled the price range
+
+    def mouseDragEvent(self, event: Any) -> None:  # noqa: N802 (pyqtgraph override)
+        view = self.linkedView()
+        if view is None or event.button() != Qt.MouseButton.LeftButton:
+            super().mouseDragEvent(event)
+            return
+        event.accept()
+        dy = event.pos().y() - event.lastPos().y()
+        if dy:
+            self.scale_prices(self.DRAG_SCALE_PER_PX ** dy)
+
+    def scale_prices(self, factor: float) -> None:
+        """Stretch (factor < 1) or squeeze (factor > 1) the price range about its middle."""
+        view = self.linkedView()
+        lo, hi = view.viewRange()[1]
+        mid, half = (lo + hi) / 2.0, (hi - lo) / 2.0 * factor
+        view.setYRange(mid - half, mid + half, padding=0.0)
+        if self.on_user_scale is not None:
+            self.on_user_scale()
+
+    def wheelEvent(self, event: Any) -> None:  # noqa: N802 (pyqtgraph override)
+        event.ignore()                  # the wheel zooms time, over the axis as in the plot
 
     def tickStrings(self, values: list[float], scale: float,  # noqa: N802
                     spacing: float) -> list[str]:

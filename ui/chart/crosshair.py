@@ -33,8 +33,15 @@ class Crosshair(QObject):
             view.addItem(line, ignoreBounds=True)
             line.setZValue(30)
         self.hide()
+        self._scene_pos: QPointF | None = None
         self._proxy = pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=RATE_LIMIT_HZ,
                                      slot=self._on_mouse_moved)
+
+    def refresh(self) -> None:
+        """Report the data under the last mouse position again (the view moved, the mouse did
+        not)."""
+        if self._scene_pos is not None:
+            self._on_mouse_moved((self._scene_pos,))
 
     def set_position(self, x: float, y: float) -> None:
         self.vline.setValue(x)
@@ -50,8 +57,10 @@ class Crosshair(QObject):
         scene_pos = args[0]
         view = self._plot.getViewBox()
         if not view.sceneBoundingRect().contains(scene_pos):
+            self._scene_pos = None
             self.hide()
             self.left.emit()
             return
+        self._scene_pos = QPointF(scene_pos)
         point = view.mapSceneToView(scene_pos)
         self.moved.emit(point.x(), point.y())

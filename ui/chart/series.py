@@ -11,7 +11,7 @@ import numpy as np
 
 from ui.chart.errors import ChartDataError
 
-_FIELDS = ("x", "open", "high", "low", "close", "ema_fast", "ema_slow")
+_FIELDS = ("x", "open", "high", "low", "close", "ema_fast", "ema_slow", "volume")
 _MIN_CAPACITY = 1024
 DEFAULT_BAR_SECONDS = 900.0
 
@@ -64,15 +64,24 @@ class CandleSeries:
         return self._col("ema_slow")
 
     @property
+    def volume(self) -> np.ndarray:
+        """Traded volume per candle (NaN where unknown)."""
+        return self._col("volume")
+
+    @property
     def capacity(self) -> int:
         return int(self._ts.shape[0])
 
     def replace(self, ts_ms: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray,
-                c: np.ndarray, ema_fast: np.ndarray, ema_slow: np.ndarray) -> None:
+                c: np.ndarray, ema_fast: np.ndarray, ema_slow: np.ndarray,
+                volume: np.ndarray | None = None) -> None:
         """Replace all candles; arrays must have one length and strictly increasing ts."""
         ts = np.asarray(ts_ms, dtype=np.int64)
-        columns = [np.asarray(a, dtype=np.float64) for a in (o, h, l, c, ema_fast, ema_slow)]
         n = ts.shape[0]
+        if volume is None:
+            volume = np.full(n, np.nan)
+        columns = [np.asarray(a, dtype=np.float64)
+                   for a in (o, h, l, c, ema_fast, ema_slow, volume)]
         for name, col in zip(_FIELDS[1:], columns):
             if col.shape != (n,):
                 raise ChartDataError(f"{name} has shape {col.shape}, expected ({n},) like ts_ms")
@@ -92,7 +101,7 @@ class CandleSeries:
         self.bar_seconds = _infer_bar_seconds(ts)
 
     def append(self, ts_ms: int, o: float, h: float, l: float, c: float,
-               ema_fast: float, ema_slow: float) -> None:
+               ema_fast: float, ema_slow: float, volume: float = float("nan")) -> None:
         """Append one closed candle after the newest one (amortised O(1))."""
         if self._n and ts_ms <= self._ts[self._n - 1]:
             raise ChartDataError(
@@ -102,7 +111,8 @@ class CandleSeries:
             self._grow()
         i = self._n
         self._ts[i] = ts_ms
-        for name, value in zip(_FIELDS, (ts_ms / 1000.0, o, h, l, c, ema_fast, ema_slow)):
+        for name, value in zip(_FIELDS, (ts_ms / 1000.0, o, h, l, c, ema_fast, ema_slow,
+                                         volume)):
             self._cols[name][i] = value
         self._n = i + 1
         if self._n == 2:

@@ -1,4 +1,6 @@
-"""ChartWidget: candles, EMAs, Fibonacci ladder, trade markers and the open position.
+"""ChartWidget: candles, EMAs, Fibonacci ladder, trade markers and the open position, a
+volume pane under the candles on the same time axis, a current-price line tagged on the price
+axis, and crosshair tags on both axes.
 
 The chart knows nothing of the engine: it takes plain numbers. Timestamps come in Unix ms
 UTC; the x axis is in Unix seconds and is labelled in UTC.
@@ -11,7 +13,10 @@ Guarantees:
   "⇥ Latest" button resumes it;
 - the Y range fits the visible candles (plus the visible ladder and the position's prices),
   at most once per Y_FIT_INTERVAL_MS, so ticks do not force full repaints;
-- the latest-price label refreshes at most every LABEL_INTERVAL_MS.
+- the latest-price label, line and tag refresh at most every LABEL_INTERVAL_MS;
+- dragging the price axis scales prices; the chart then stops fitting Y until End / Latest;
+- keys: End latest, + / - zoom time, Left / Right pan (SHORTCUTS lists them for tooltips);
+- with no candle yet a placeholder ("Waiting for market data…") replaces an empty 0–1 axis.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from ui.chart.format import format_change, format_price, format_utc
 from ui.chart.markers import TradeMarkers
 from ui.chart.position import PositionOverlay
 from ui.chart.series import CandleSeries
+from ui.chart.spans import ViewLine, dashed_pen
+from ui.chart.volume import VolumeItem
 
 DEFAULT_VISIBLE_BARS = 200
 RIGHT_MARGIN_BARS = 4
@@ -44,7 +51,15 @@ Y_FIT_INTERVAL_MS = 50
 LABEL_INTERVAL_MS = 100
 FRAME_MS = 33
 Y_PADDING = 0.06
-LAYERS = ("ema", "fib", "markers")
+LAYERS = ("ema", "fib", "markers", "volume")
+AXIS_WIDTH_PX = 78
+VOLUME_STRETCH = (4, 1)           # price pane : volume pane heights
+ZOOM_STEP = 1.25
+PAN_FRACTION = 0.15
+VOLUME_HEADROOM = 1.1
+PLACEHOLDER = "Waiting for market data…"
+SHORTCUTS = ("End: follow the newest candle · + / −: zoom · ← / →: pan · "
+             "drag the price axis: scale prices · wheel: zoom · drag: pan")
 
 
 class ChartWidget(QWidget):
@@ -58,7 +73,9 @@ class ChartWidget(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._series = CandleSeries()
         self._following = True
+        self._manual_y = False
         self._live_ts: int | None = None
+        self._crosshair_scene = None
 
         self.plot_widget = pg.PlotWidget(background=theme.BACKGROUND, axisItems=make_axes())
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
@@ -90,6 +107,17 @@ class ChartWidget(QWidget):
         self.crosshair = Crosshair(self.plot)
         self.crosshair.moved.connect(self._on_crosshair)
         self.crosshair.left.connect(self._clear_readout)
+        price_color = QColor(theme.TEXT_SECONDARY)
+        price_color.setAlpha(170)
+        self.price_line = ViewLine(self.view, horizontal=True, pen=dashed_pen(price_color))
+        self.view.addItem(self.price_line, ignoreBounds=True)
+        self.price_line.setZValue(15)
+        self.price_line.setVisible(False)
+        self.price_axis = self.plot.getAxis("right")
+        self.time_axis = self.plot.getAxis("bottom")
+        self.price_axis.on_user_scale = self._on_user_scale
+        self.price_axis.setWidth(AXIS_WIDTH_PX)
+        self._build_volume_pane()
 
         self._y_fit_timer = QTimer(self)
         self._y_fit_timer.setSingleShot(True)
@@ -107,8 +135,35 @@ class ChartWidget(QWidget):
         self._label_timer.setInterval(LABEL_INTERVAL_MS)
         self._label_timer.timeout.connect(self._update_price_label)
         self.view.sigRangeChangedManually.connect(self._on_user_range)
+        self.view.sigRangeChanged.connect(self._refresh_crosshair)
 
         self._build_layout()
+
+    def _build_volume_pane(self) -> None:
+        """A second plot under the candles, X-linked: same time axis, its own volume scale."""
+        axis = pg.AxisItem("right")
+        axis.enableAutoSIPrefix(True)
+        axis.setPen(pg.mkPen(theme.BORDER))
+        axis.setTextPen(pg.mkPen(theme.TEXT_SECONDARY))
+        axis.setWidth(AXIS_WIDTH_PX)
+        self.volume_widget = pg.PlotWidget(background=theme.BACKGROUND,
+                                           axisItems={"right": axis})
+        self.volume_plot: pg.PlotItem = self.volume_widget.getPlotItem()
+        self.volume_view: pg.ViewBox = self.volume_plot.getViewBox()
+        vp = self.volume_plot
+        vp.hideAxis("left")
+        vp.hideAxis("bottom")
+        vp.showAxis("right")
+        vp.hideButtons()
+        vp.setMenuEnabled(False)
+        self.volume_view.setMouseEnabled(x=True, y=False)
+        self.volume_view.disableAutoRange()
+        self.volume_view.setDefaultPadding(0.0)
+        self.volume_view.setXLink(self.view)
+        self.volume_view.sigRangeChangedManually.connect(self._on_user_range)
+        self.volume = VolumeItem(self._series)
+        self.volume_view.addItem(self.volume)
+        self.volume_widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
     # ----- layout -------------------------------------------------------------------------
     def _configure_plot(self) -> None:
@@ -131,7 +186,7 @@ class ChartWidget(QWidget):
         self.change_label.setTextFormat(Qt.TextFormat.PlainText)
         self.readout.setTextFormat(Qt.TextFormat.PlainText)
         self.latest_button = QPushButton("⇥ Latest")
-        self.latest_button.setToolTip("Follow the newest candle again (End)")
+        self.latest_button.setToolTip("Follow the newest candle again (End)\n" + SHORTCUTS)
         self.latest_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.latest_button.clicked.connect(self.follow_latest)
         self.latest_button.setVisible(False)
@@ -143,19 +198,37 @@ class ChartWidget(QWidget):
         header.addWidget(self.change_label)
         header.addSpacing(8)
         header.addWidget(self.latest_button)
+        self.keys_label = QLabel("⌨")
+        self.keys_label.setObjectName("chartKeys")
+        self.keys_label.setToolTip(SHORTCUTS)
+        self.keys_label.setStyleSheet(f"color: {theme.TEXT_SECONDARY};")
+        header.addWidget(self.keys_label)
+        self.plot_widget.setToolTip("")
+        self.placeholder = QLabel(PLACEHOLDER, self.plot_widget)
+        self.placeholder.setObjectName("chartPlaceholder")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet(
+            f"color: {theme.TEXT_SECONDARY}; font-size: 16px; background: transparent;")
+        self.placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(header)
-        layout.addWidget(self.plot_widget, 1)
+        layout.addWidget(self.plot_widget, VOLUME_STRETCH[0])
+        layout.addWidget(self.volume_widget, VOLUME_STRETCH[1])
+        self.plot_widget.installEventFilter(self)
+        self._update_placeholder()
         self.setStyleSheet(f"ChartWidget {{ background: {theme.BACKGROUND}; }}")
 
     # ----- data ---------------------------------------------------------------------------
     def set_history(self, ts_ms: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray,
-                    c: np.ndarray, ema_fast: np.ndarray, ema_slow: np.ndarray) -> None:
+                    c: np.ndarray, ema_fast: np.ndarray, ema_slow: np.ndarray,
+                    volume: np.ndarray | None = None) -> None:
         """Replace every candle and EMA point; shows the newest candles and follows them."""
-        self._series.replace(ts_ms, o, h, l, c, ema_fast, ema_slow)
+        self._series.replace(ts_ms, o, h, l, c, ema_fast, ema_slow, volume)
         self.history.reset()
+        self.volume.reset()
+        self._update_placeholder()
         s = self._series
         self.ema_fast.reset()
         self.ema_slow.reset()
@@ -167,10 +240,14 @@ class ChartWidget(QWidget):
         self._show_latest(DEFAULT_VISIBLE_BARS * s.bar_seconds)
 
     def append_bar(self, ts_ms: int, o: float, h: float, l: float, c: float,
-                   ema_fast: float, ema_slow: float) -> None:
+                   ema_fast: float, ema_slow: float, volume: float = float("nan")) -> None:
         """A candle closed. Amortised O(1): only the new candle and the EMA tails repaint."""
-        self._series.append(int(ts_ms), o, h, l, c, ema_fast, ema_slow)
+        first = len(self._series) == 0
+        self._series.append(int(ts_ms), o, h, l, c, ema_fast, ema_slow, volume)
         self.history.appended()
+        self.volume.appended()
+        if first:
+            self._update_placeholder()
         self.ema_fast.appended()
         self.ema_slow.appended()
         if self._live_ts is not None and self._live_ts <= ts_ms:
@@ -239,6 +316,8 @@ class ChartWidget(QWidget):
             self.fib.set_visible(visible)
         elif layer == "markers":
             self.markers.set_visible(visible)
+        elif layer == "volume":
+            self.volume_widget.setVisible(visible)
         else:
             raise UnknownLayer(f"layer {layer!r} is not one of {LAYERS}")
 
@@ -255,8 +334,48 @@ class ChartWidget(QWidget):
         else:
             self._set_following(False)
 
+    def set_placeholder(self, text: str | None) -> None:
+        """What an empty chart says ("Warming up…"); None: the default. Hidden once candles
+        are drawn."""
+        self.placeholder.setText(text or PLACEHOLDER)
+        self._update_placeholder()
+
+    def _update_placeholder(self) -> None:
+        empty = len(self._series) == 0
+        self.placeholder.setVisible(empty)
+        if empty:
+            self.placeholder.setGeometry(self.plot_widget.rect())
+            self.placeholder.raise_()
+        for axis in ("right", "bottom"):
+            self.plot.getAxis(axis).setVisible(not empty)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
+        if watched is self.plot_widget and event.type() == QEvent.Type.Resize:
+            self.placeholder.setGeometry(self.plot_widget.rect())
+        return False
+
+    def zoom(self, factor: float) -> None:
+        """Show `factor` times the time span (< 1 zooms in), anchored at the newest candle
+        while following, else at the middle."""
+        x0, x1 = self.view.viewRange()[0]
+        width = (x1 - x0) * factor
+        if self._following:
+            self._show_latest(width)
+            return
+        mid = (x0 + x1) / 2.0
+        self._set_x_range(mid - width / 2.0, mid + width / 2.0)
+
+    def pan(self, fraction: float) -> None:
+        """Move the time span by `fraction` of its width (negative: back in time)."""
+        x0, x1 = self.view.viewRange()[0]
+        shift = (x1 - x0) * fraction
+        self._set_x_range(x0 + shift, x1 + shift)
+        self._on_user_range(None)
+
     def follow_latest(self) -> None:
-        """Scroll back to the newest candle (keeping the zoom) and follow it again."""
+        """Scroll back to the newest candle (keeping the zoom) and follow it again; prices are
+        fitted again if the operator had scaled them."""
+        self._manual_y = False
         x0, x1 = self.view.viewRange()[0]
         self._set_following(True)
         self._show_latest(x1 - x0)
@@ -269,19 +388,44 @@ class ChartWidget(QWidget):
         self._set_x_range(x0 - margin, x1 + margin)
 
     def fit_y(self) -> None:
-        """Fit the Y range to what is visible: candles, the live candle, ladder and position."""
+        """Fit the Y range to what is visible: candles, the live candle, EMAs, ladder and
+        position (unless the operator scaled the prices), and the volume pane to its bars."""
         self._y_fit_timer.stop()
         (x0, x1), current = self.view.viewRange()
+        self._fit_volume(x0, x1)
+        if self._manual_y:
+            return
         y_range = self._fitted_y(x0, x1)
         if y_range is not None and list(y_range) != current:
             self.view.setYRange(*y_range, padding=0.0)
 
+    def _fit_volume(self, x0: float, x1: float) -> None:
+        top = self.volume.max_in(x0, x1)
+        if top is not None and top > 0:
+            wanted = [0.0, top * VOLUME_HEADROOM]
+            if self.volume_view.viewRange()[1] != wanted:
+                self.volume_view.setYRange(*wanted, padding=0.0)
+
+    def _on_user_scale(self) -> None:
+        self._manual_y = True
+        self._y_fit_timer.stop()
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_End:
-            self.follow_latest()
-            event.accept()
+        key = event.key()
+        actions = {
+            Qt.Key.Key_End: self.follow_latest,
+            Qt.Key.Key_Plus: lambda: self.zoom(1 / ZOOM_STEP),
+            Qt.Key.Key_Equal: lambda: self.zoom(1 / ZOOM_STEP),
+            Qt.Key.Key_Minus: lambda: self.zoom(ZOOM_STEP),
+            Qt.Key.Key_Left: lambda: self.pan(-PAN_FRACTION),
+            Qt.Key.Key_Right: lambda: self.pan(PAN_FRACTION),
+        }
+        action = actions.get(Qt.Key(key))
+        if action is None:
+            super().keyPressEvent(event)
             return
-        super().keyPressEvent(event)
+        action()
+        event.accept()
 
     def leaveEvent(self, event: QEvent) -> None:
         """The mouse left the chart: a crosshair must not point at a stale place."""
@@ -333,7 +477,8 @@ class ChartWidget(QWidget):
     def _set_x_range(self, x0: float, x1: float) -> None:
         """Move X and fit Y in one range change: one repaint instead of two."""
         self._y_fit_timer.stop()
-        y_range = self._fitted_y(x0, x1)
+        y_range = None if self._manual_y else self._fitted_y(x0, x1)
+        self._fit_volume(x0, x1)
         if y_range is None:
             self.view.setXRange(x0, x1, padding=0.0)
         else:
@@ -360,6 +505,12 @@ class ChartWidget(QWidget):
             if np.isfinite(lo) and np.isfinite(hi):
                 lows.append(float(lo))
                 highs.append(float(hi))
+            if self.ema_fast.isVisible():
+                for column in (s.ema_fast[i0:i1], s.ema_slow[i0:i1]):
+                    finite = column[np.isfinite(column)]
+                    if finite.shape[0]:
+                        lows.append(float(finite.min()))
+                        highs.append(float(finite.max()))
         if self.live.isVisible():
             x, _, h, l, _ = self.live.ohlc
             if x0 - hw <= x <= x1 + hw:
@@ -408,8 +559,14 @@ class ChartWidget(QWidget):
         else:
             self.price_label.setText("")
             self.change_label.setText("")
+            self.price_line.setVisible(False)
+            self.price_axis.clear_tag("last")
             return
         self.price_label.setText(format_price(last))
+        up = previous is None or last >= previous
+        self.price_line.setValue(last)
+        self.price_line.setVisible(True)
+        self.price_axis.set_tag("last", last, format_price(last), theme.UP if up else theme.DOWN)
         if previous is None:
             self.change_label.setText("")
             return
@@ -421,17 +578,30 @@ class ChartWidget(QWidget):
             self.change_label.setPalette(palette)
 
     def _on_crosshair(self, x: float, y: float) -> None:
-        """Snap the vertical line to the nearest candle and show its time, OHLC and the price."""
+        """Snap the vertical line to the nearest candle and show its time, OHLC, volume and the
+        price, with tags on both axes."""
         candle = self._candle_near(x)
+        self.price_axis.set_tag("cross", y, format_price(y), theme.CROSSHAIR)
         if candle is None:
             self.crosshair.set_position(x, y)
+            self.time_axis.set_tag("cross", x, format_utc(x), theme.CROSSHAIR)
             self.readout.setText(f"{format_utc(x)}   price {format_price(y)}")
             return
         cx, o, h, l, c = candle
         self.crosshair.set_position(cx, y)
+        self.time_axis.set_tag("cross", cx, format_utc(cx), theme.CROSSHAIR)
+        i = self._series.nearest_index(cx)
+        volume = ""
+        if i is not None and float(self._series.x[i]) == cx and np.isfinite(self._series.volume[i]):
+            volume = f"  V {self._series.volume[i]:,.4g}"
         self.readout.setText(
             f"{format_utc(cx)}  O {format_price(o)}  H {format_price(h)}  L {format_price(l)}"
-            f"  C {format_price(c)}   price {format_price(y)}")
+            f"  C {format_price(c)}{volume}   price {format_price(y)}")
+
+    def _refresh_crosshair(self, *_args: object) -> None:
+        """The chart scrolled under a still mouse: the readout follows what is now under it."""
+        if self.crosshair.vline.isVisible():
+            self.crosshair.refresh()
 
     def _candle_near(self, x: float) -> tuple[float, float, float, float, float] | None:
         """(x, o, h, l, c) of the closed or forming candle nearest to x."""
@@ -449,3 +619,5 @@ class ChartWidget(QWidget):
 
     def _clear_readout(self) -> None:
         self.readout.setText("")
+        self.price_axis.clear_tag("cross")
+        self.time_axis.clear_tag("cross")

@@ -38,8 +38,8 @@ class Chart(Protocol):
     following: bool
 
     def fit_y(self) -> None: ...
-    def set_history(self, ts_ms, o, h, l, c, ema_fast, ema_slow) -> None: ...
-    def append_bar(self, ts_ms, o, h, l, c, ema_fast, ema_slow) -> None: ...
+    def set_history(self, ts_ms, o, h, l, c, ema_fast, ema_slow, volume=None) -> None: ...
+    def append_bar(self, ts_ms, o, h, l, c, ema_fast, ema_slow, volume=...) -> None: ...
     def update_live(self, ts_ms, o, h, l, c) -> None: ...
     def set_fib_ladder(self, levels, target_ratio, start_ts_ms, end_ts_ms) -> None: ...
     def clear_fib_ladder(self) -> None: ...
@@ -65,14 +65,14 @@ class ChartSync:
         self.ladder_source: str | None = None     # "selected" | "trade" | "signal" | None
         self._ladder_start: int | None = None
         self._live: tuple[int, float, float, float, float] | None = None  # ts, o, h, l, c
-        self._columns: list[list[float]] = [[] for _ in range(7)]  # ts o h l c ema_f ema_s
+        self._columns: list[list[float]] = [[] for _ in range(8)]  # ts o h l c ema_f ema_s volume
 
     # ----- candles ------------------------------------------------------------------------
     def seed(self, history: Sequence[Decision]) -> None:
         """Replace the chart's candles with the engine's recent history (oldest first)."""
         if not history:
             return
-        self._columns = [[] for _ in range(7)]
+        self._columns = [[] for _ in range(8)]
         self._keep(history[-MAX_CANDLES:])
         self._rebuild(keep_view=False)
         self.last_bar_ts = history[-1].bar.ts
@@ -91,7 +91,8 @@ class ChartSync:
         else:
             for d in added:
                 b = d.bar
-                self.chart.append_bar(b.ts, b.open, b.high, b.low, b.close, d.ema_fast, d.ema_slow)
+                self.chart.append_bar(b.ts, b.open, b.high, b.low, b.close, d.ema_fast, d.ema_slow,
+                                      b.volume)
         self.last_bar_ts = added[-1].bar.ts
         self.last_close = added[-1].bar.close
         if self.open_trade is None and self.selected is None:
@@ -173,7 +174,7 @@ class ChartSync:
         for d in decisions:
             b = d.bar
             for col, value in zip(cols, (b.ts, b.open, b.high, b.low, b.close, d.ema_fast,
-                                         d.ema_slow)):
+                                         d.ema_slow, b.volume)):
                 col.append(value)
         excess = len(cols[0]) - MAX_CANDLES
         if excess > 0:
@@ -187,8 +188,9 @@ class ChartSync:
         (x0, x1) = chart.view.viewRange()[0] if keep_view else (0.0, 0.0)
         old_newest = self.last_bar_ts
         ts = np.asarray(self._columns[0], dtype=np.int64)
-        o, h, l, c, ef, es = (np.asarray(col, dtype=np.float64) for col in self._columns[1:])
-        chart.set_history(ts, o, h, l, c, ef, es)
+        o, h, l, c, ef, es, vol = (np.asarray(col, dtype=np.float64)
+                                   for col in self._columns[1:])
+        chart.set_history(ts, o, h, l, c, ef, es, vol)
         if not keep_view or old_newest is None or x1 <= x0:
             return
         if following:

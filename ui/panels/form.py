@@ -5,6 +5,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from ui import theme
+from ui.panels.elided import ElidedLabel
 
 
 class ValuePanel(QFrame):
@@ -40,7 +41,7 @@ class ValuePanel(QFrame):
         row = self._grid.rowCount()
         cap = QLabel(caption)
         cap.setProperty("role", "caption")
-        value = QLabel("—")
+        value = ElidedLabel("—")       # a narrow panel elides, never scrolls sideways
         value.setObjectName(key)
         value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

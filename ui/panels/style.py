@@ -99,7 +99,7 @@ QFrame#panel QLabel, QWidget#panelRows {{ background: transparent; }}
 QLabel[role="caption"] {{ color: {t.TEXT_SECONDARY}; }}
 QLabel[role="title"] {{ color: {t.TEXT_SECONDARY}; font-weight: bold; }}
 QPushButton {{ background-color: {t.SURFACE}; border: 1px solid {t.BORDER}; border-radius: 4px;
-    padding: 5px 14px; }}
+    padding: 4px 9px; }}
 QPushButton:hover {{ border-color: {t.ACCENT}; }}
 QPushButton:disabled {{ color: #5d7a63; border-color: #23402a; }}
 QPushButton#emergencyButton {{ background-color: #7f1d1d; border: 1px solid {t.DOWN};

@@ -1,4 +1,8 @@
-"""Closed trades, newest first, PnL colour-coded; selecting one asks the chart to show it."""
+"""Closed trades, newest first, PnL colour-coded; selecting one asks the chart to show it.
+
+Columns sort by their value (numbers as numbers, times as times): each cell keeps its sort key,
+and each row keeps the index of its trade, so a sorted table still selects the right trade.
+The R multiple is the PnL over the amount risked at entry (entry minus the sizing stop)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
@@ -10,7 +14,11 @@ from ui import theme
 from ui.panels.style import format_money, format_percent, format_price, format_utc_ms, pnl_color
 
 COLUMNS = ("#", "Entry time (UTC)", "Entry", "Exit time (UTC)", "Exit", "Reason", "Bars",
-           "PnL", "PnL %")
+           "Size", "Fees", "R", "PnL", "PnL %")
+NUMERIC = frozenset({0, 2, 4, 6, 7, 8, 9, 10, 11})
+PNL_COLUMNS = (10, 11)
+TRADE_ROLE = Qt.ItemDataRole.UserRole + 1
+SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 TARGET_PREFIXES = ("FIB_", "TP_")
 NEUTRAL_REASONS = frozenset({"TIME", "MANUAL"})
 
@@ -25,6 +33,24 @@ def exit_marker_kind(reason: str | None, pnl: float | None) -> str:
     if reason in NEUTRAL_REASONS:
         return "neutral"
     return "stop" if pnl is not None and pnl < 0 else "neutral"
+
+
+def r_multiple(trade: TradeRecord) -> float | None:
+    """PnL in units of the amount risked at entry; None without a sizing stop below entry."""
+    if trade.pnl is None or trade.risk_stop is None:
+        return None
+    risk = (trade.entry_price - trade.risk_stop) * trade.amount
+    return trade.pnl / risk if risk > 0 else None
+
+
+class _SortItem(QTableWidgetItem):
+    """Sorts by its SORT_ROLE value (a number), not by its text."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(SORT_ROLE), other.data(SORT_ROLE)
+        if mine is None or theirs is None:
+            return (mine is None) and (theirs is not None)
+        return mine < theirs
 
 
 class TradesTable(QTableWidget):
@@ -45,8 +71,12 @@ class TradesTable(QTableWidget):
         self.setAlternatingRowColors(False)
         self.setShowGrid(False)
         header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        header.setSortIndicatorShown(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setSortingEnabled(True)
+        self.sortByColumn(0, Qt.SortOrder.DescendingOrder)
         self.itemSelectionChanged.connect(self._selection_changed)
 
     @property
@@ -58,46 +88,75 @@ class TradesTable(QTableWidget):
         """Replace the table with `trades` (oldest first)."""
         self.currency = currency
         self.clearSelection()
+        self.setSortingEnabled(False)
         self.setRowCount(0)
         self._trades = []
         for trade in trades:
-            self.add_trade(trade)
+            self._insert(trade)
+        self._resort()
 
     def add_trade(self, trade: TradeRecord) -> None:
         """Insert a closed trade at the top (a trade already shown, by id, is replaced)."""
+        self.setSortingEnabled(False)
+        self._insert(trade)
+        self._resort()
+
+    def _insert(self, trade: TradeRecord) -> None:
         if trade.id is not None:
             for index, known in enumerate(self._trades):
                 if known.id == trade.id:
                     self._trades[index] = trade
-                    self._fill_row(len(self._trades) - 1 - index, trade)
+                    self._fill_row(self._row_of(index), trade, index)
                     return
         self._trades.append(trade)
         self.blockSignals(True)
         self.insertRow(0)
         self.blockSignals(False)
-        self._fill_row(0, trade)
+        self._fill_row(0, trade, len(self._trades) - 1)
+
+    def _resort(self) -> None:
+        self.setSortingEnabled(True)
+        self.resizeColumnsToContents()
+        for column in PNL_COLUMNS:        # PnL is what the operator reads: never squeezed
+            self.setColumnWidth(column, max(self.columnWidth(column), 110))
+
+    def _row_of(self, index: int) -> int:
+        for row in range(self.rowCount()):
+            item = self.item(row, 0)
+            if item is not None and item.data(TRADE_ROLE) == index:
+                return row
+        return 0
 
     def trade_at(self, row: int) -> TradeRecord:
-        return self._trades[len(self._trades) - 1 - row]
+        return self._trades[self.item(row, 0).data(TRADE_ROLE)]
 
-    def _fill_row(self, row: int, trade: TradeRecord) -> None:
+    def _fill_row(self, row: int, trade: TradeRecord, index: int) -> None:
         number = trade.id if trade.id is not None else len(self._trades)
         kind = exit_marker_kind(trade.exit_reason, trade.pnl)
         reason_color = {"target": theme.UP, "stop": theme.DOWN}.get(kind, theme.NEUTRAL)
+        r = r_multiple(trade)
+        fees = trade.entry_fee + trade.exit_fee
         cells = (
-            (str(number), None),
-            (format_utc_ms(trade.entry_ts), None),
-            (format_price(trade.entry_price), None),
-            (format_utc_ms(trade.exit_ts), None),
-            (format_price(trade.exit_price) if trade.exit_price is not None else "—", None),
-            (trade.exit_reason or "—", reason_color),
-            (str(trade.bars_held), None),
-            (format_money(trade.pnl, self.currency), pnl_color(trade.pnl)),
-            (format_percent(trade.pnl_percent), pnl_color(trade.pnl)),
+            (str(number), None, number),
+            (format_utc_ms(trade.entry_ts), None, trade.entry_ts),
+            (format_price(trade.entry_price), None, trade.entry_price),
+            (format_utc_ms(trade.exit_ts), None, trade.exit_ts),
+            (format_price(trade.exit_price) if trade.exit_price is not None else "—", None,
+             trade.exit_price),
+            (trade.exit_reason or "—", reason_color, trade.exit_reason or ""),
+            (str(trade.bars_held), None, trade.bars_held),
+            (f"{trade.amount:.6g}", None, trade.amount),
+            (f"{fees:,.2f}", None, fees),
+            (f"{r:+.2f}R" if r is not None else "—", pnl_color(r), r),
+            (format_money(trade.pnl, self.currency), pnl_color(trade.pnl), trade.pnl),
+            (format_percent(trade.pnl_percent), pnl_color(trade.pnl), trade.pnl_percent),
         )
-        for column, (text, color) in enumerate(cells):
-            item = QTableWidgetItem(text)
-            if column in (0, 2, 4, 6, 7, 8):
+        for column, (text, color, key) in enumerate(cells):
+            item = _SortItem(text)
+            item.setData(SORT_ROLE, key)
+            if column == 0:
+                item.setData(TRADE_ROLE, index)
+            if column in NUMERIC:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             if color is not None:
                 item.setForeground(QColor(color))
