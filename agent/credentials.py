@@ -267,6 +267,5 @@ def load_for_config(config, config_path: Path | None, env: Mapping[str, str] | N
     ex = config.exchange
     creds = load_credentials(exchange=ex.exchange_name, account=account or default_account(ex.testnet),
                              config_path=config_path, env=env)
-    for line in creds.describe():
-        log.info("credentials: %s", line)
+    log.info("credentials: %s", "; ".join(creds.describe()))      # one line: where from, never values
     return creds

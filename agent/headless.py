@@ -131,9 +131,10 @@ async def run_headless(make_engine: Callable[[], object],
                 _flush_logs()
                 os._exit(EXIT_FAILED)
         else:
-            status, stats = _final(engine)
-            notifier.stopping(f"{status.run_state}: stopping")
+            notifier.stopping(f"{engine.run_state}: stopping")
+            stats = engine.store.stats(engine.clock.now_ms())
             await engine.stop()
+            status = engine.status()                # after stop: the state state.json now holds
         log.info("done: %s, cash %.2f, equity %.2f%s%s%s", status.run_state, status.balance,
                  status.equity, " (a position is open, its exits rest at the venue)" if status.open_trade else "",
                  f", {stats.total_trades} closed trades, realised pnl {stats.total_pnl:.2f}" if stats else "",
@@ -160,14 +161,11 @@ async def run_headless(make_engine: Callable[[], object],
         notifier.close()
 
 
-def _final(engine):
-    return engine.status(), engine.store.stats(engine.clock.now_ms())
-
 
 async def _graceful_stop(engine):
     if engine.run_state == "RUNNING":
         await engine.pause()                  # no new entries from here on
     await engine.settle()                     # the order step in flight completes
-    final = _final(engine)
+    stats = engine.store.stats(engine.clock.now_ms())
     await engine.stop()                       # commit, state.json, exits stay resting
-    return final
+    return engine.status(), stats             # the state state.json now holds

@@ -220,10 +220,10 @@ def test_state_json_that_is_a_folder_fails_the_start_at_once_with_exit_1(traded,
     assert "state.json" in one_line(result)
 
 
-def test_an_engine_that_fails_to_start_ends_the_headless_run_with_exit_1(tmp_path, sample_csv):
+def test_an_engine_that_fails_to_start_ends_the_headless_run_with_exit_1(tmp_path, sample_csv, capsys):
     import asyncio
 
-    from agent import cli
+    from agent.headless import run_headless
     from agent.session import replay_session
     from tests.conftest import make_config
 
@@ -235,8 +235,9 @@ def test_an_engine_that_fails_to_start_ends_the_headless_run_with_exit_1(tmp_pat
         engine.venue.market_rules = broken_rules
         return engine
 
-    code = asyncio.run(asyncio.wait_for(cli._headless(make_engine), timeout=30))
+    code = asyncio.run(asyncio.wait_for(run_headless(make_engine), timeout=30))
     assert code == 1
+    assert "venue unreachable" in capsys.readouterr().err
 
 
 def test_a_run_that_ends_halted_exits_3_and_its_summary_matches_state_json(traded, tmp_path, sample_csv):
