@@ -324,15 +324,24 @@ class ExchangeVenue:
         """Report every change of the orders still open at the exchange."""
         while self._watch and not self._closed:
             await asyncio.sleep(self.poll_interval_s)
-            for cid in list(self._watch):
-                before = self._known.get(cid)
-                try:
-                    now = await self.lookup(cid)
-                except OrderOutcomeUnknown as exc:
-                    log.warning("polling %s: %s", cid, exc)
-                    continue
-                if now is None or before is None:
-                    continue
-                if (now.status, now.filled_amount) != (before.status, before.filled_amount):
-                    if self._callback is not None:
-                        self._callback(OrderUpdate(replace(now), now.updated_ts or self._now()))
+            await self.poll_now()
+
+    def watching(self) -> int:
+        """How many of this venue's orders are still open at the exchange."""
+        return len(self._watch)
+
+    async def poll_now(self) -> None:
+        """One pass over the orders still open: report what changed (a source that saw the
+        price cross a resting level calls this instead of waiting for the next poll)."""
+        for cid in list(self._watch):
+            before = self._known.get(cid)
+            try:
+                now = await self.lookup(cid)
+            except OrderOutcomeUnknown as exc:
+                log.warning("polling %s: %s", cid, exc)
+                continue
+            if now is None or before is None:
+                continue
+            if (now.status, now.filled_amount) != (before.status, before.filled_amount):
+                if self._callback is not None:
+                    self._callback(OrderUpdate(replace(now), now.updated_ts or self._now()))
