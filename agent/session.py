@@ -6,17 +6,19 @@ here.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from agent.clock import Clock, ReplayClock, WallClock
 from agent.config import AgentConfig
 from agent.engine import Engine, MarketSource
-from agent.exchange_venue import ExchangeVenue
 from agent.paper_venue import PaperVenue
 from data import market as mk
-from data.exchange import ExchangeClient, ExchangeSettings
 from data.replay_feed import ReplayFeed, load_replay
 from persistence.paths import DataDir
+
+if TYPE_CHECKING:     # ccxt is imported only by sessions that trade at an exchange
+    from data.exchange import ExchangeClient
 
 PAPER_VENUE_FILE = "paper_venue.db"
 
@@ -74,6 +76,7 @@ def exchange_client(config: AgentConfig, *, api_key: str | None, secret: str | N
                     timeout_ms: int = 10_000) -> ExchangeClient:
     """The one ccxt.pro instance of the configured exchange (share it between feed and venue).
     Credentials come from the credentials lookup, never from config.json."""
+    from data.exchange import ExchangeClient, ExchangeSettings
     ex = config.exchange
     return ExchangeClient(ExchangeSettings(exchange_id=ex.exchange_name, testnet=ex.testnet,
                                            exchange_url=exchange_url, timeout_ms=timeout_ms),
@@ -85,6 +88,7 @@ def exchange_session(config: AgentConfig, data_dir: Path, source: MarketSource, 
                      owns_client: bool = True) -> Engine:
     """Orders at a real exchange (testnet or live, from config.exchange.testnet), bars from any
     market source (the live feed; a replay or scripted source in tests)."""
+    from agent.exchange_venue import ExchangeVenue
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     venue = ExchangeVenue(client, config.exchange.trading_pair,
                           mode="testnet" if config.exchange.testnet else "live",
