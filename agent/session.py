@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.clock import Clock, ReplayClock, WallClock
 from agent.config import AgentConfig
-from agent.engine import Engine
+from agent.engine import Engine, MarketSource
 from agent.paper_venue import PaperVenue
 from agent.strategy import StrategyParams
 from data import market as mk
@@ -20,6 +20,9 @@ from data.feed_health import FeedClock
 from data.live_feed import LiveFeed
 from data.replay_feed import ReplayFeed, load_replay
 from persistence.paths import DataDir
+
+if TYPE_CHECKING:     # ccxt is imported only by sessions that trade at an exchange
+    from data.exchange import ExchangeClient
 
 PAPER_VENUE_FILE = "paper_venue.db"
 
@@ -115,3 +118,28 @@ def live_paper_session(config: AgentConfig, data_dir: Path, exchange: Any, *,
     except Exception:
         venue.close_now()
         raise
+
+
+def exchange_client(config: AgentConfig, *, api_key: str | None, secret: str | None,
+                    password: str | None = None, exchange_url: str | None = None,
+                    timeout_ms: int = 10_000) -> ExchangeClient:
+    """The one ccxt.pro instance of the configured exchange (share it between feed and venue).
+    Credentials come from the credentials lookup, never from config.json."""
+    from data.exchange import ExchangeClient, ExchangeSettings
+    ex = config.exchange
+    return ExchangeClient(ExchangeSettings(exchange_id=ex.exchange_name, testnet=ex.testnet,
+                                           exchange_url=exchange_url, timeout_ms=timeout_ms),
+                          api_key=api_key, secret=secret, password=password)
+
+
+def exchange_session(config: AgentConfig, data_dir: Path, source: MarketSource, client: ExchangeClient, *,
+                     clock: Clock | None = None, poll_interval_s: float = 1.0,
+                     owns_client: bool = True) -> Engine:
+    """Orders at a real exchange (testnet or live, from config.exchange.testnet), bars from any
+    market source (the live feed; a replay or scripted source in tests)."""
+    from agent.exchange_venue import ExchangeVenue
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    venue = ExchangeVenue(client, config.exchange.trading_pair,
+                          mode="testnet" if config.exchange.testnet else "live",
+                          poll_interval_s=poll_interval_s, owns_client=owns_client)
+    return Engine(config, data_dir=data_dir, source=source, venue=venue, clock=clock or WallClock())

@@ -786,6 +786,10 @@ class ExchangeSim:
                 o.status = "FILLED" if o.remaining <= 0 else "PARTIALLY_FILLED"
                 if o.status == "FILLED":
                     self._finish(o, now)
+                elif o.list_id >= 0:        # any fill of an OCO leg expires the other leg
+                    for leg in (self.orders[i] for i in self.lists[o.list_id]["orderIds"]):
+                        if leg is not o and leg.status not in FINAL:
+                            leg.status, leg.update_time = "EXPIRED", now
 
     # ----- JSON shapes ------------------------------------------------------------------------
     def _order_json(self, o: Order, full: bool = False) -> dict:

@@ -1,0 +1,347 @@
+"""The Venue protocol against a real exchange (Binance spot, testnet or live) through
+data.exchange. The engine cannot tell it from the paper venue.
+
+- Every order carries the engine's client order id (`newClientOrderId`), so it can always be
+  looked up; market rules (step, tick, minimum amount and notional) are applied before sending:
+  an order that breaks one is refused here with the reason.
+- A submit whose outcome is unknown (timeout, cut connection, 5xx) is looked up once at once;
+  if the exchange does not know it yet, OrderOutcomeUnknown is raised and the order manager keeps
+  looking it up. It is never sent again.
+- Exits: one stop and a target become ONE Binance OCO order list (LIMIT_MAKER above, STOP_LOSS
+  below), because a resting sell locks the base asset. With two targets (Fibonacci and
+  take-profit) the nearer one rests (price reaches it first) and the farther leg is reported
+  canceled. An exit already due (target at or below the last price, stop at or above it) is sold
+  at market under that leg's client id instead.
+- Fills are reported at the exchange's average price and time; fees are converted to quote
+  currency; a buy whose commission was taken in the base asset reports the NET amount received
+  (what can be sold) and the commission's quote value as the fee.
+- Order updates come from polling the orders this venue placed (fetch_order by id) every
+  `poll_interval_s`, and from every answer the exchange gives about an order.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+import ccxt
+
+from agent.venue import MarketRules, OrderOutcomeUnknown, OrderRejected, OrderUpdate, UpdateCallback
+from data.exchange import ExchangeClient
+from data.exchange_errors import ErrorClass, SubmitAmbiguous, classify, redact
+from data.market_rules import PairRules
+from persistence.records import OrderRecord
+
+log = logging.getLogger(__name__)
+
+STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "canceling": "open",
+          "expired": "canceled", "rejected": "rejected"}
+
+
+class ExchangeVenue:
+    supports_oco = True
+
+    def __init__(self, client: ExchangeClient, symbol: str, *, mode: str = "testnet",
+                 poll_interval_s: float = 1.0, owns_client: bool = True) -> None:
+        if mode not in ("testnet", "live"):
+            raise ValueError(f"an exchange venue is testnet or live, not {mode!r}")
+        self.client = client
+        self.symbol = symbol
+        self.base, self.quote = symbol.split("/")
+        self.mode = mode
+        self.poll_interval_s = poll_interval_s
+        self.owns_client = owns_client
+        self.rules: PairRules | None = None
+        self._callback: UpdateCallback | None = None
+        self._known: dict[str, OrderRecord] = {}      # our orders: the last view reported
+        self._watch: set[str] = set()                 # client ids still open at the exchange
+        self._poller: asyncio.Task | None = None
+        self._closed = False
+
+    # ----- rules ------------------------------------------------------------------------------
+    async def market_rules(self) -> MarketRules:
+        r = await self._pair_rules()
+        return MarketRules(amount_step=r.amount_step, min_amount=r.min_amount,
+                           min_notional=r.min_notional, price_tick=r.price_tick)
+
+    async def _pair_rules(self) -> PairRules:
+        if self.rules is None:
+            try:
+                await self.client.load_markets()
+                self.rules = PairRules.from_market(self.client.market(self.symbol))
+            except ccxt.BaseError as exc:
+                raise OrderOutcomeUnknown(f"market rules of {self.symbol} unavailable: {redact(str(exc))[:200]}") from exc
+        return self.rules
+
+    def on_update(self, callback: UpdateCallback) -> None:
+        self._callback = callback
+
+    # ----- orders -----------------------------------------------------------------------------
+    async def place(self, order: OrderRecord) -> OrderRecord:
+        rules = await self._pair_rules()
+        amount = rules.round_amount(order.amount)
+        if order.type == "market":
+            price = order.expected_price if order.expected_price is not None else await self._last_price()
+            ccxt_type, ccxt_price, params = "market", None, {}
+        elif order.type == "limit" and order.limit_price is not None:
+            price = rules.round_price(order.limit_price, up=order.side == "sell")
+            ccxt_type, ccxt_price, params = "limit", price, {"timeInForce": "GTC"}
+        elif order.type == "stop" and order.stop_price is not None:
+            price = rules.round_price(order.stop_price, up=order.side == "sell")
+            ccxt_type, ccxt_price, params = "STOP_LOSS", None, {"stopPrice": price}
+        else:
+            raise OrderRejected(f"{order.client_order_id}: cannot send a {order.type} order without its price")
+        why = rules.violation(amount, price)
+        if why is not None:
+            raise OrderRejected(f"{order.client_order_id} refused before sending: {why}")
+        params["clientOrderId"] = order.client_order_id
+        try:
+            raw = await self.client.create_order(self.symbol, ccxt_type, order.side, amount, ccxt_price, params)
+        except SubmitAmbiguous as exc:
+            return await self._after_ambiguous(order, exc)
+        except ccxt.BaseError as exc:
+            raise OrderRejected(f"{order.client_order_id}: {type(exc).__name__}: {redact(str(exc))[:300]}") from exc
+        return await self._view(order, raw)
+
+    async def place_exit_group(self, legs: list[OrderRecord]) -> list[OrderRecord]:
+        if not legs or len({leg.group_id for leg in legs}) != 1 or legs[0].group_id is None:
+            raise OrderRejected("the legs of an exit group must share one group id")
+        if any(leg.side != "sell" or leg.type not in ("limit", "stop") for leg in legs):
+            raise OrderRejected("exit legs are limit or stop sells")
+        rules = await self._pair_rules()
+        stops = [leg for leg in legs if leg.type == "stop"]
+        limits = sorted((leg for leg in legs if leg.type == "limit"), key=lambda leg: leg.limit_price or 0.0)
+        if len(stops) > 1:
+            raise OrderRejected("an exit group has at most one stop")
+        target = limits[0] if limits else None
+        dropped = [replace(leg, status="canceled", updated_ts=self._now(),
+                           reason=f"{leg.reason}: superseded by the nearer target {target.client_order_id}")
+                   for leg in limits[1:]] if target else []
+        stop = stops[0] if stops else None
+        last = await self._last_price()
+        due = None
+        if target is not None and (target.limit_price or 0.0) <= last:
+            due = target
+        elif stop is not None and (stop.stop_price or 0.0) >= last:
+            due = stop
+        if due is not None:           # the exit is due now: sell at market under the leg's id
+            log.warning("exit %s is due at %.8g (last price): selling at market", due.client_order_id, last)
+            others = [replace(leg, status="canceled", updated_ts=self._now(),
+                              reason=f"{leg.reason}: {due.client_order_id} was due at once")
+                      for leg in (target, stop) if leg is not None and leg is not due]
+            sold = await self.place(replace(due, type="market", expected_price=last))
+            return self._in_order(legs, [sold, *others, *dropped])
+        if target is None or stop is None:
+            single = await self.place(target or stop)   # type: ignore[arg-type]
+            return self._in_order(legs, [single, *dropped])
+        amount = rules.round_amount(target.amount)
+        above = rules.round_price(target.limit_price, up=True)   # type: ignore[arg-type]
+        below = rules.round_price(stop.stop_price, up=True)       # type: ignore[arg-type]
+        for p in (above, below):
+            why = rules.violation(amount, p)
+            if why is not None:
+                raise OrderRejected(f"{target.group_id} refused before sending: {why}")
+        market = self.client.market(self.symbol)
+        request = {"symbol": market["id"], "side": "SELL", "quantity": self.client.ex.amount_to_precision(self.symbol, amount),
+                   "listClientOrderId": target.group_id,
+                   "aboveType": "LIMIT_MAKER", "abovePrice": self.client.ex.price_to_precision(self.symbol, above),
+                   "aboveClientOrderId": target.client_order_id,
+                   "belowType": "STOP_LOSS", "belowStopPrice": self.client.ex.price_to_precision(self.symbol, below),
+                   "belowClientOrderId": stop.client_order_id, "newOrderRespType": "FULL"}
+        try:
+            raw = await self.client.create_oco(request)
+        except SubmitAmbiguous as exc:
+            found = [await self._lookup_quiet(leg) for leg in (target, stop)]
+            if all(f is not None for f in found):
+                return self._in_order(legs, [*found, *dropped])   # type: ignore[list-item]
+            raise OrderOutcomeUnknown(str(exc)) from exc
+        except ccxt.BaseError as exc:
+            raise OrderRejected(f"{target.group_id}: {type(exc).__name__}: {redact(str(exc))[:300]}") from exc
+        reports = {r.get("clientOrderId"): r for r in raw.get("orderReports", [])}
+        views = []
+        for leg in (target, stop):
+            report = reports.get(leg.client_order_id)
+            parsed = self.client.ex.parse_order(report, market) if report else None
+            views.append(await self._view(leg, parsed) if parsed else await self._lookup_or_unknown(leg))
+        return self._in_order(legs, [*views, *dropped])
+
+    async def cancel(self, client_order_id: str) -> OrderRecord | None:
+        try:
+            raw = await self.client.cancel_by_client_id(self.symbol, client_order_id)
+        except ccxt.BaseError as exc:
+            if classify(exc) is ErrorClass.TRANSIENT:
+                raise OrderOutcomeUnknown(f"cancel {client_order_id}: {type(exc).__name__}") from exc
+            raise OrderRejected(f"cancel {client_order_id}: {type(exc).__name__}: {redact(str(exc))[:200]}") from exc
+        if raw is None:
+            log.info("cancel %s: no open order by that id at the exchange; looking it up", client_order_id)
+        # the cancel reply is thin (and names the cancel's own id): ask for the order itself
+        return await self.lookup(client_order_id)
+
+    async def lookup(self, client_order_id: str) -> OrderRecord | None:
+        try:
+            raw = await self.client.order_by_client_id(self.symbol, client_order_id)
+        except ccxt.BaseError as exc:
+            raise OrderOutcomeUnknown(f"lookup {client_order_id}: {type(exc).__name__}: {redact(str(exc))[:200]}") from exc
+        if raw is None:
+            return None
+        base = self._known.get(client_order_id) or self._foreign(raw)
+        return await self._view(base, raw)
+
+    async def open_orders(self) -> list[OrderRecord]:
+        try:
+            rows = await self.client.open_orders(self.symbol)
+        except ccxt.BaseError as exc:
+            raise OrderOutcomeUnknown(f"open orders: {type(exc).__name__}") from exc
+        out = []
+        for raw in rows:
+            cid = raw.get("clientOrderId")
+            base = self._known.get(cid) if cid else None
+            out.append(self._record(base or self._foreign(raw), raw, []))
+        return out
+
+    async def balances(self) -> dict[str, float]:
+        try:
+            bal = await self.client.balance()
+        except ccxt.BaseError as exc:
+            raise OrderOutcomeUnknown(f"balances: {type(exc).__name__}") from exc
+        return {asset: float(v) for asset, v in (bal.get("total") or {}).items() if v is not None}
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        if self.owns_client:
+            await self.client.close()
+
+    # ----- internals --------------------------------------------------------------------------
+    def _now(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    async def _last_price(self) -> float:
+        try:
+            t = await self.client.ticker(self.symbol)
+        except ccxt.BaseError as exc:
+            raise OrderOutcomeUnknown(f"no price for {self.symbol}: {type(exc).__name__}") from exc
+        return float(t["last"])
+
+    async def _after_ambiguous(self, order: OrderRecord, exc: Exception) -> OrderRecord:
+        log.error("submit of %s ambiguous (%s): looking it up, never resending", order.client_order_id, exc)
+        self._known.setdefault(order.client_order_id, replace(order))
+        found = await self._lookup_quiet(order)
+        if found is not None:
+            return found
+        raise OrderOutcomeUnknown(f"{order.client_order_id}: {exc}") from exc
+
+    async def _lookup_quiet(self, order: OrderRecord) -> OrderRecord | None:
+        self._known.setdefault(order.client_order_id, replace(order))
+        try:
+            return await self.lookup(order.client_order_id)
+        except OrderOutcomeUnknown:
+            return None
+
+    async def _lookup_or_unknown(self, order: OrderRecord) -> OrderRecord:
+        found = await self._lookup_quiet(order)
+        if found is None:
+            raise OrderOutcomeUnknown(f"{order.client_order_id}: the exchange's reply did not describe it")
+        return found
+
+    @staticmethod
+    def _in_order(legs: list[OrderRecord], views: list[OrderRecord]) -> list[OrderRecord]:
+        by_id = {v.client_order_id: v for v in views}
+        return [by_id[leg.client_order_id] for leg in legs]
+
+    def _foreign(self, raw: dict) -> OrderRecord:
+        """An order this process did not send (or forgot after a restart)."""
+        kind = str(raw.get("type") or "").lower()
+        return OrderRecord(client_order_id=raw.get("clientOrderId") or str(raw.get("id")), trade_id=None,
+                           side=raw.get("side") or "sell",
+                           type="stop" if "stop" in kind else ("limit" if "limit" in kind else "market"),
+                           amount=float(raw.get("amount") or 0.0),
+                           created_ts=int(raw.get("timestamp") or self._now()),
+                           limit_price=float(raw["price"]) if raw.get("price") and "limit" in kind else None,
+                           stop_price=float(raw["triggerPrice"]) if raw.get("triggerPrice") else None)
+
+    async def _view(self, order: OrderRecord, raw: dict) -> OrderRecord:
+        """The engine's record of the exchange's view; fees from the fills (asked for when the
+        reply had none)."""
+        filled = float(raw.get("filled") or 0.0)
+        trades = raw.get("trades") or []
+        if filled > 0 and abs(sum(float(t.get("amount") or 0.0) for t in trades) - filled) > 1e-12:
+            try:
+                trades = await self.client.order_trades(self.symbol, raw["id"])
+            except ccxt.BaseError as exc:
+                log.warning("fills of %s unavailable (%s): fee taken from the order", order.client_order_id,
+                            type(exc).__name__)
+                trades = []
+        record = self._record(order, raw, trades)
+        self._remember(record)
+        return replace(record)
+
+    def _record(self, order: OrderRecord, raw: dict, trades: list[dict]) -> OrderRecord:
+        status = STATUS.get(str(raw.get("status")), "open")
+        filled = float(raw.get("filled") or 0.0)
+        average = raw.get("average")
+        fee_quote, fee_base = 0.0, 0.0
+        fees = [t.get("fee") for t in trades if t.get("fee")] or list(raw.get("fees") or [])
+        for f in fees:
+            cost, cur = float(f.get("cost") or 0.0), f.get("currency")
+            if cur == self.quote:
+                fee_quote += cost
+            elif cur == self.base:
+                fee_base += cost
+            elif cost:
+                log.warning("%s: commission in %s is not converted to %s", order.client_order_id, cur, self.quote)
+        price = float(average) if average else None
+        if fee_base and price:
+            fee_quote += fee_base * price
+        net = filled - fee_base if order.side == "buy" else filled
+        ts = raw.get("lastUpdateTimestamp") or raw.get("timestamp")
+        ts = int(ts) if ts and int(ts) > 0 else self._now()
+        reason = order.reason
+        if raw.get("status") == "expired" and order.purpose == "entry":
+            reason = f"expired at the exchange after {filled:.8g} of {order.amount:.8g} filled"
+        return replace(order, status=status, filled_amount=round(net, 12), fill_price=price,
+                       fee=round(fee_quote, 10), exchange_order_id=str(raw.get("id")), updated_ts=ts,
+                       reason=reason)
+
+    def _remember(self, record: OrderRecord) -> None:
+        self._known[record.client_order_id] = replace(record)
+        if record.status == "open":
+            self._watch.add(record.client_order_id)
+            self._ensure_poller()
+        else:
+            self._watch.discard(record.client_order_id)
+
+    def _ensure_poller(self) -> None:
+        if self._poller is None or self._poller.done():
+            if not self._closed:
+                self._poller = asyncio.get_running_loop().create_task(self._poll(), name="exchange-venue-poll")
+
+    async def _poll(self) -> None:
+        """Report every change of the orders still open at the exchange."""
+        while self._watch and not self._closed:
+            await asyncio.sleep(self.poll_interval_s)
+            await self.poll_now()
+
+    def watching(self) -> int:
+        """How many of this venue's orders are still open at the exchange."""
+        return len(self._watch)
+
+    async def poll_now(self) -> None:
+        """One pass over the orders still open: report what changed (a source that saw the
+        price cross a resting level calls this instead of waiting for the next poll)."""
+        for cid in list(self._watch):
+            before = self._known.get(cid)
+            try:
+                now = await self.lookup(cid)
+            except OrderOutcomeUnknown as exc:
+                log.warning("polling %s: %s", cid, exc)
+                continue
+            if now is None or before is None:
+                continue
+            if (now.status, now.filled_amount) != (before.status, before.filled_amount):
+                if self._callback is not None:
+                    self._callback(OrderUpdate(replace(now), now.updated_ts or self._now()))
