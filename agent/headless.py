@@ -83,7 +83,13 @@ async def run_headless(make_engine: Callable[[], object],
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
 
-    def publish_status(_event=None) -> None:
+    from agent.events import BalanceChanged, EngineStateChanged, PositionClosed, PositionOpened
+
+    status_events = (EngineStateChanged, PositionOpened, PositionClosed, BalanceChanged)
+
+    def publish_status(event=None) -> None:
+        if event is not None and not isinstance(event, status_events):
+            return                           # prices and bars: the line changes with the balance
         try:
             notifier.status(engine_status_line(engine))
         except Exception:                    # never let supervision disturb the engine
