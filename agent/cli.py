@@ -210,7 +210,12 @@ def _run_arguments(p: argparse.ArgumentParser, demo: bool) -> None:
     if not demo:
         p.add_argument("--config", type=Path, help="config.json exported by the backtest app "
                        "(default: DATA_DIR/config.json, else the built-in example)")
-        p.add_argument("--replay", type=Path, metavar="CSV", help="replay historical bars from a CSV")
+        p.add_argument("--replay", type=Path, metavar="CSV", help="replay historical bars from a CSV "
+                       "(without it: the live market of the config's exchange)")
+        p.add_argument("--exchange-url", metavar="URL", help="a Binance-compatible exchange at another "
+                       "base URL for REST and WebSocket (the local simulator, a proxy)")
+        p.add_argument("--live", action="store_true", help="confirm trading REAL money when the config "
+                       "says paper_trading false and testnet false (refused without it)")
     p.add_argument("--data-dir", type=Path, help="where trades.db, state.json and logs live "
                    "(default: the per-user data folder; the demo uses a temporary folder, "
                    "removed at exit)")
@@ -405,18 +410,19 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     temp_dir: Path | None = None
     data_dir = args.data_dir if args.data_dir is not None else (None if demo else default_data_dir())
     config = _resolve_config(args, data_dir, demo)
-    if not demo:
-        if args.replay is None:
-            raise UsageError("live market data is not supported yet: run a replay "
-                             "(--replay CSV), or try `trading-agent demo`")
-        if not args.replay.is_file():
-            raise UsageError(f"replay file not found: {args.replay}")
+    live_market = not demo and args.replay is None
+    if not demo and not live_market and not args.replay.is_file():
+        raise UsageError(f"replay file not found: {args.replay}")
+    mode = config.mode if live_market else PaperVenue.mode     # a replay always trades on paper
+    if live_market:
+        _check_live_confirmed(config, args)
+    elif getattr(args, "exchange_url", None):
+        raise UsageError("--exchange-url is for the live market; a --replay reads its bars from the CSV")
     if not args.no_gui:
         _check_gui_can_start()
     if data_dir is None:
         temp_dir = data_dir = Path(tempfile.mkdtemp(prefix="trading-agent-demo-"))
     try:
-        mode = PaperVenue.mode          # every session trades on paper until the exchange venue lands
         checked = preflight(data_dir, identity_of(config, mode))
         setup_logging(data_dir / "logs", args.log_level, console=True)
         if temp_dir is not None:
@@ -430,8 +436,8 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
             log.warning("%s", args.config_note)
         for warning in _run_warnings(config, mode):
             log.warning("config: %s", warning)
-        csv_path = _write_demo_sample(data_dir) if demo else args.replay
-        return _drive(args, config, data_dir, csv_path, speed, demo)
+        csv_path = None if live_market else (_write_demo_sample(data_dir) if demo else args.replay)
+        return _drive(args, config, data_dir, csv_path, speed, demo, mode)
     finally:
         if temp_dir is not None:
             _close_file_logs()
@@ -454,19 +460,36 @@ def _check_gui_can_start() -> None:
         raise UsageError(reason)
 
 
-def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_path: Path,
-           speed: float | None, demo: bool) -> int:
+def _check_live_confirmed(config: AgentConfig, args: argparse.Namespace) -> None:
+    """Real money needs two deliberate steps: the config says so AND the command line says so."""
+    if config.mode == "live" and not args.live:
+        raise Refused(f"the config trades REAL money on {config.exchange.exchange_name} "
+                      f"{config.exchange.trading_pair} (paper_trading false, testnet false); "
+                      "add --live to confirm, or set paper_trading true")
+    if args.live and config.mode != "live":
+        raise UsageError(f"--live confirms real-money trading, but the config trades on "
+                         f"{config.mode}: drop --live, or set paper_trading and testnet false")
+
+
+def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_path: Path | None,
+           speed: float | None, demo: bool, mode: str) -> int:
     from agent.credentials import CredentialError, load_for_config
 
     try:       # every value found is registered with the redactor before anything can log it
         creds = load_for_config(config, None if demo else args.config)
     except CredentialError as exc:
         raise UsageError(str(exc)) from None
+    if mode != "paper" and not (creds.api_key and creds.api_secret):
+        raise Refused(f"{mode} trading needs exchange credentials: {creds.missing_message()}")
 
     def make_engine():
-        from agent.session import replay_session
+        from agent import session
 
-        return replay_session(config, data_dir, csv_path, speed)
+        if csv_path is not None:
+            return session.replay_session(config, data_dir, csv_path, speed)
+        return session.market_session(config, data_dir, mode, api_key=creds.api_key,
+                                      secret=creds.api_secret, password=creds.get("api_passphrase"),
+                                      exchange_url=args.exchange_url)
 
     if args.no_gui:
         from agent.alert_bridge import headless_services

@@ -333,9 +333,20 @@ class Engine:
             self._flush(durable=True, force_state=True)
             self.store.close()
             await self.venue.close()
+            await self._close_source()
             self._lock_file.release()
         self._finished.set()
         log.info("engine stopped")
+
+    async def _close_source(self) -> None:
+        """A live source holds an exchange connection and a candle cache: closed with the engine."""
+        closer = getattr(self.source, "close", None)
+        if closer is None:
+            return
+        try:
+            await closer()
+        except Exception:
+            log.exception("closing the market data source failed")
 
     async def settle(self) -> None:
         """Return once the market step or order flow in progress (if any) has finished: a
