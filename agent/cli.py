@@ -414,12 +414,12 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     if not demo and not live_market and not args.replay.is_file():
         raise UsageError(f"replay file not found: {args.replay}")
     mode = config.mode if live_market else PaperVenue.mode     # a replay always trades on paper
-    if live_market:
-        _check_live_confirmed(config, args)
-    elif getattr(args, "exchange_url", None):
+    if not live_market and getattr(args, "exchange_url", None):
         raise UsageError("--exchange-url is for the live market; a --replay reads its bars from the CSV")
     if not args.no_gui:
         _check_gui_can_start()
+    if live_market:
+        _check_live_confirmed(config, args)
     if data_dir is None:
         temp_dir = data_dir = Path(tempfile.mkdtemp(prefix="trading-agent-demo-"))
     try:
@@ -462,6 +462,14 @@ def _check_gui_can_start() -> None:
 
 def _check_live_confirmed(config: AgentConfig, args: argparse.Namespace) -> None:
     """Real money needs two deliberate steps: the config says so AND the command line says so."""
+    if config.mode == "live" and not args.live and not args.no_gui:
+        from ui.live_confirm import confirm_live
+
+        if confirm_live(config):
+            log.warning("LIVE trading confirmed in the window for %s", config.exchange.trading_pair)
+            return
+        raise Refused("live trading was not confirmed in the window (type the pair to confirm, "
+                      "or pass --live)")
     if config.mode == "live" and not args.live:
         raise Refused(f"the config trades REAL money on {config.exchange.exchange_name} "
                       f"{config.exchange.trading_pair} (paper_trading false, testnet false); "
