@@ -486,9 +486,10 @@ def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_pa
         from agent.headless import run_headless
 
         return asyncio.run(run_headless(make_engine, services=headless_services(config, creds, data_dir)))
+    from agent.alert_bridge import headless_services
     from ui.app import run_gui
 
-    return run_gui(make_engine, autostart=True)
+    return run_gui(make_engine, autostart=True, services=headless_services(config, creds, data_dir))
 
 
 def _write_demo_sample(data_dir: Path) -> Path:
