@@ -140,6 +140,15 @@ def _commands_epilog() -> str:
 # ----- entry point and error mapping -----------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
+    from monitoring.logging_setup import flush_logs
+
+    try:
+        return _main(argv)
+    finally:
+        flush_logs()              # log writes happen on a listener thread: written before we return
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.umask(0o077)           # every file this process creates is the operator's alone
     if not logging.getLogger().handlers:     # commands without a log: no "last resort" echo
@@ -316,6 +325,10 @@ def _print_status(store) -> None:
     print(f"open position: {'none' if trade is None else f'{trade.amount} @ {trade.entry_price}'}")
     print(f"trades: {stats.total_trades}, pnl {stats.total_pnl:.2f}, "
           f"win rate {'-' if stats.win_rate is None else f'{stats.win_rate:.1f}%'}")
+    from monitoring.kpis import kpis_from_store
+
+    for line in kpis_from_store(store).lines():      # the PRD's KPIs, WARNING past a threshold
+        print(line)
 
 
 def clear_halt(data_dir: Path) -> int:
@@ -424,7 +437,7 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
         temp_dir = data_dir = Path(tempfile.mkdtemp(prefix="trading-agent-demo-"))
     try:
         checked = preflight(data_dir, identity_of(config, mode))
-        setup_logging(data_dir / "logs", args.log_level, console=True)
+        setup_logging(data_dir / "logs", args.log_level, console=True, mode=mode)
         if temp_dir is not None:
             log.info("demo: temporary data folder %s (removed at exit)", data_dir)
         elif checked.new_folder or checked.new_ledger:
@@ -504,9 +517,10 @@ def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_pa
         from agent.headless import run_headless
 
         return asyncio.run(run_headless(make_engine, services=headless_services(config, creds, data_dir)))
+    from agent.alert_bridge import headless_services
     from ui.app import run_gui
 
-    return run_gui(make_engine, autostart=True)
+    return run_gui(make_engine, autostart=True, services=headless_services(config, creds, data_dir))
 
 
 def _write_demo_sample(data_dir: Path) -> Path:

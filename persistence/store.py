@@ -806,6 +806,31 @@ class Store:
                      avg_duration_minutes=None if avg_ms is None else avg_ms / 60_000.0)
 
     @_sql_errors
+    def kpi_rows(self, since_ms: int | None = None) -> dict[str, list[tuple]]:
+        """Raw rows for the operating KPIs (monitoring/kpis.py computes them), oldest first;
+        with `since_ms`, only rows at or after it (signals by bar time, orders by creation):
+        - "signals": (bar_ms, action, reason) for every signal bar;
+        - "fills": (purpose, side, type, expected_price, fill_price, created_ms, updated_ms)
+          for every order that filled (wholly or partly);
+        - "entries": (signal_bar_ms, order_created_ms) for each entry order that opened a trade.
+        Times decoded in Python: ISO text with and without milliseconds does not order as text."""
+        signals = [(ms_from_iso(ts), action, reason) for ts, action, reason in self._conn.execute(
+            "SELECT bar_timestamp, action, reason FROM signals ORDER BY id")]
+        fills = [(purpose, side, typ, expected, fill, ms_from_iso(created), _opt_ms(updated))
+                 for purpose, side, typ, expected, fill, created, updated in self._conn.execute(
+                     "SELECT purpose, side, type, expected_price, fill_price, created_timestamp, "
+                     "updated_timestamp FROM orders WHERE filled_amount > 0 AND fill_price IS NOT NULL "
+                     "ORDER BY id")]
+        entries = [(ms_from_iso(signal), ms_from_iso(created)) for signal, created in self._conn.execute(
+            "SELECT t.signal_timestamp, o.created_timestamp FROM orders o JOIN trades t "
+            "ON t.id = o.trade_id WHERE o.purpose = 'entry' AND o.filled_amount > 0 ORDER BY o.id")]
+        if since_ms is not None:
+            signals = [r for r in signals if r[0] >= since_ms]
+            fills = [r for r in fills if r[5] >= since_ms]
+            entries = [r for r in entries if r[1] >= since_ms]
+        return {"signals": signals, "fills": fills, "entries": entries}
+
+    @_sql_errors
     def export_trades_csv(self, out: Path, extra_header: Sequence[str] = (),
                           extra: Mapping[int, Sequence[Any]] | None = None) -> int:
         """Write every trade (open and closed), oldest first, with a header row and the

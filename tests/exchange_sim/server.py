@@ -5,7 +5,8 @@ What it speaks (paths under /api/v3, as ccxt's binance class sends them):
   ticker/bookTicker, ticker/price, depth, trades;
 - signed (HMAC-SHA256 over the raw query/body, X-MBX-APIKEY, timestamp within recvWindow):
   account, order POST/GET/DELETE (MARKET, LIMIT, LIMIT_MAKER, STOP_LOSS, STOP_LOSS_LIMIT; by
-  orderId or client order id), openOrders, allOrders, myTrades, orderList/oco;
+  orderId or client order id), openOrders, allOrders, myTrades, orderList/oco, and
+  /sapi/v1/account/apiRestrictions (`sim.api_restrictions`: may the key trade, withdraw);
 - WebSocket at /ws/<n>: SUBSCRIBE/UNSUBSCRIBE to <sym>@kline_<tf>, @trade, @bookTicker,
   @ticker, @miniTicker.
 
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 D = Decimal
 API = "/api/v3"
+SAPI = "/sapi/v1"               # wallet endpoints: only account/apiRestrictions is spoken
 TF_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
          "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
          "12h": 43_200_000, "1d": 86_400_000}
@@ -184,6 +186,12 @@ class ExchangeSim:
         self.requests: list[tuple[str, str, dict]] = []
         self.faults: list[Fault] = []
         self.refuse_sockets = 0
+        # GET /sapi/v1/account/apiRestrictions: what the key may do (tests flip these)
+        self.api_restrictions: dict[str, Any] = {
+            "ipRestrict": False, "enableReading": True, "enableSpotAndMarginTrading": True,
+            "enableWithdrawals": False, "enableInternalTransfer": False, "enableMargin": False,
+            "enableFutures": False, "permitsUniversalTransfer": False, "enableVanillaOptions": False,
+            "enablePortfolioMarginTrading": False}
         self._ids = itertools.count(1)
         self._list_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
@@ -203,6 +211,7 @@ class ExchangeSim:
         self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", API + "/{path:.*}", self._http)
+        app.router.add_route("*", SAPI + "/{path:.*}", self._http)
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/ws/{n}", self._ws)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -283,6 +292,8 @@ class ExchangeSim:
     # ----- HTTP -------------------------------------------------------------------------------
     async def _http(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
+        if request.path.startswith(SAPI + "/"):
+            path = "sapi/" + path
         method = request.method
         raw_query = request.query_string
         body = await request.text() if request.can_read_body else ""
@@ -374,6 +385,8 @@ class ExchangeSim:
             ("GET", "allOrders"): lambda p: [self._order_json(o) for o in self.orders.values()],
             ("GET", "myTrades"): self._get_my_trades,
             ("POST", "orderList/oco"): self._new_oco,
+            ("GET", "sapi/account/apiRestrictions"): lambda p: {**self.api_restrictions,
+                                                                "createTime": self.clock()},
         }
         key = (method, path)
         if key in public:
