@@ -171,6 +171,9 @@ def _main(argv: list[str] | None) -> int:
         line = redact(line)                       # an exchange reply may echo a key or signature
         log.error("%s", line, exc_info=exc if code == EXIT_FAILED else None,
                   extra={"file_only": True})
+        from monitoring.logging_setup import flush_logs
+
+        flush_logs()              # the queued log lines first: the operator's last line is this one
         print(line, file=sys.stderr)
         return code
 
@@ -415,7 +418,7 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     (speed, config, replay file, window), then the folder itself (pre-flight), then the engine."""
     from agent.data_folder import identity_of, preflight
     from agent.paper_venue import PaperVenue
-    from monitoring.logging_setup import setup_logging
+    from monitoring.logging_setup import set_log_mode, setup_logging
     from persistence.paths import default_data_dir
 
     setup_logging(None, args.log_level, console=True)
@@ -427,6 +430,7 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     if not demo and not live_market and not args.replay.is_file():
         raise UsageError(f"replay file not found: {args.replay}")
     mode = config.mode if live_market else PaperVenue.mode     # a replay always trades on paper
+    set_log_mode(mode)
     if not live_market and getattr(args, "exchange_url", None):
         raise UsageError("--exchange-url is for the live market; a --replay reads its bars from the CSV")
     if not args.no_gui:
@@ -492,6 +496,26 @@ def _check_live_confirmed(config: AgentConfig, args: argparse.Namespace) -> None
                          f"{config.mode}: drop --live, or set paper_trading and testnet false")
 
 
+def _check_exchange_ready(config: AgentConfig, creds, exchange_url: str | None) -> None:
+    """Before any order at an exchange: it answers, the key is accepted and may trade spot; a
+    key that can withdraw is a warning. A refusal is one line, exit 3, before the engine starts."""
+    from agent.live_safety import check_live_ready
+    from agent.session import exchange_client
+
+    async def check():
+        client = exchange_client(config, api_key=creds.api_key, secret=creds.api_secret,
+                                 password=creds.get("api_passphrase"), exchange_url=exchange_url)
+        try:
+            return await check_live_ready(config, creds, client)
+        finally:
+            await client.close()
+
+    readiness = asyncio.run(check())
+    readiness.log()
+    if not readiness.ok:
+        raise Refused(readiness.refusal)
+
+
 def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_path: Path | None,
            speed: float | None, demo: bool, mode: str) -> int:
     from agent.credentials import CredentialError, load_for_config
@@ -502,6 +526,8 @@ def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_pa
         raise UsageError(str(exc)) from None
     if mode != "paper" and not (creds.api_key and creds.api_secret):
         raise Refused(f"{mode} trading needs exchange credentials: {creds.missing_message()}")
+    if mode != "paper":
+        _check_exchange_ready(config, creds, args.exchange_url)
 
     def make_engine():
         from agent import session

@@ -117,3 +117,25 @@ async def test_headless_run_on_the_simulator_goes_live_and_stops_cleanly_on_sigt
     assert state["run_state"] == "STOPPED" and state["mode"] == mode
     assert sim.count("GET", "klines") >= 4                    # the warm-up came from the exchange
     assert sim.api_key not in text and sim.secret not in text
+
+
+@pytest.mark.slow
+async def test_testnet_with_a_key_the_exchange_rejects_is_refused_before_the_engine_starts(tmp_path):
+    sim = ExchangeSim(symbol="BTC/USDT", price=30_000.0, balances={"USDT": 10_000.0})
+    await sim.start()
+    cfg = _config(tmp_path, paper_trading=False, testnet=True)
+    wrong = "wrong-secret-c4n4ry-0123456789"
+    env = _env(EXCHANGE_API_KEY=sim.api_key, EXCHANGE_API_SECRET=wrong)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent", "--no-gui", "--config", str(cfg), "--data-dir",
+            str(tmp_path / "d"), "--exchange-url", sim.url, cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await sim.stop()
+    text = err.decode()
+    assert proc.returncode == 3, text[-2000:]
+    assert text.strip().splitlines()[-1].startswith("refused:")
+    assert wrong not in text
+    assert sim.count("POST", "order") == 0
