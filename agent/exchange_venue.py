@@ -86,6 +86,11 @@ class ExchangeVenue:
     def on_update(self, callback: UpdateCallback) -> None:
         self._callback = callback
 
+    def remember(self, order: OrderRecord) -> None:
+        """An order of ours from before a restart (the store's row): lookups describe it as ours
+        (purpose, reason), not as a foreign order."""
+        self._known.setdefault(order.client_order_id, replace(order))
+
     # ----- order book -------------------------------------------------------------------------
     async def quote_buy(self, amount: float) -> BookQuote:
         """Buying `amount` at market now, estimated from the order book (deeper when the first

@@ -55,7 +55,7 @@ async def reconcile(store: Store, orders: OrderManager, ex: Execution, venue: Ve
     out = Reconciled()
     if ex.acct.trade is not None:
         ex.transition(Trigger.RESTORE_POSITION)
-    await _resolve_orders(store, orders, ex, out)
+    await _resolve_orders(store, orders, ex, venue, out)
     await _report_open_orders(store, venue, out)
     backed = await _check_balance(store, ex, venue, rules, base, out)
     t = ex.acct.trade
@@ -76,10 +76,16 @@ async def reconcile(store: Store, orders: OrderManager, ex: Execution, venue: Ve
     return out
 
 
-async def _resolve_orders(store: Store, orders: OrderManager, ex: Execution, out: Reconciled) -> None:
+async def _resolve_orders(store: Store, orders: OrderManager, ex: Execution, venue: Venue,
+                          out: Reconciled) -> None:
+    remember = getattr(venue, "remember", None)      # a venue that forgot our orders on restart
     for order in store.unresolved_orders():
+        if remember is not None:
+            remember(order)
         try:
             found = await orders.recover(order)      # lookup by client id; None -> never received
+            found = replace(found, trade_id=order.trade_id, purpose=order.purpose, type=order.type,
+                            group_id=order.group_id, reason=found.reason or order.reason)
         except OrderOutcomeUnknown as exc:
             out.halt(f"{order.purpose} order {order.client_order_id}: the store says {order.status}, the "
                      f"exchange could not be asked ({exc}); check it on the exchange")
