@@ -285,12 +285,10 @@ class ExchangeVenue:
         log.warning("entry %s not filled within %g s (%.8g of %.8g filled): canceling the rest, "
                     "not retrying", cid, self.order_timeout_s, before.filled_amount if before else 0.0,
                     before.amount if before else 0.0)
-        final = await self.cancel(cid)
-        if final is not None and final.status == "canceled":
-            final = replace(final, reason=f"not filled within order_timeout_seconds ({self.order_timeout_s:g} s): "
-                                          f"{final.filled_amount:.8g} of {final.amount:.8g} filled, the rest canceled")
-            self._known[cid] = replace(final)
-        return final
+        if before is not None:     # every later view of it (the poller's too) carries the reason
+            self._known[cid] = replace(before, reason=f"not filled within order_timeout_seconds "
+                                                      f"({self.order_timeout_s:g} s): the rest canceled, not retried")
+        return await self.cancel(cid)
 
     # ----- internals --------------------------------------------------------------------------
     def _now(self) -> int:
