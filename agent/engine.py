@@ -379,7 +379,7 @@ class Engine:
             recovered = await recover_orders(self.store, self.orders, self.ex)
             self._deferred = recovered.deferred
         if recovered.halt_reason:
-            self.halt_reason = recovered.halt_reason
+            self.halt_reason = redact(recovered.halt_reason)
         if self._pos.state is PositionState.INITIALIZING:
             self._pos.transition(Trigger.CONNECTED)
         if self._trade is not None:
