@@ -164,7 +164,8 @@ def exchange_session(config: AgentConfig, data_dir: Path, source: MarketSource, 
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     venue = ExchangeVenue(client, config.exchange.trading_pair,
                           mode="testnet" if config.exchange.testnet else "live",
-                          poll_interval_s=poll_interval_s, owns_client=owns_client)
+                          poll_interval_s=poll_interval_s, owns_client=owns_client,
+                          order_timeout_s=config.risk_management.order_timeout_seconds)
     return Engine(config, data_dir=data_dir, source=source, venue=venue, clock=clock or WallClock())
 
 

@@ -17,8 +17,10 @@ it (a fill per level; what the book cannot take expires: a partial fill). Restin
 matched on every price change: a sell limit fills at its price when the last price reaches it, a
 stop triggers when the price falls to its stop (STOP_LOSS sells at market, STOP_LOSS_LIMIT rests
 its limit). `liquidity_per_tick` caps what one price change fills of a resting order (partial
-fills). When one leg of an OCO list executes the other expires, as Binance does. Commission is
-`fee_rate` of each fill, charged in the asset received (base on a buy, quote on a sell) unless
+fills). When one leg of an OCO list executes the other expires, as Binance does.
+`hold_market_orders = N` acknowledges the next N market orders as NEW without filling them
+(an exchange under load), `fill_held(client_id, qty)` fills them later, in part or whole.
+Commission is `fee_rate` of each fill, charged in the asset received (base on a buy, quote on a sell) unless
 `commission_asset` names one.
 
 Faults (`sim.fault(...)`, or `--fault` on the command line) apply to matching requests, a given
@@ -192,6 +194,7 @@ class ExchangeSim:
             "enableWithdrawals": False, "enableInternalTransfer": False, "enableMargin": False,
             "enableFutures": False, "permitsUniversalTransfer": False, "enableVanillaOptions": False,
             "enablePortfolioMarginTrading": False}
+        self.hold_market_orders = 0      # the next N MARKET orders are acknowledged NEW, unfilled
         self._ids = itertools.count(1)
         self._list_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
@@ -278,6 +281,24 @@ class ExchangeSim:
         for p in path:
             self.set_price(p)
             await asyncio.sleep(interval)
+
+    def fill_held(self, client_id: str, qty: float | None = None) -> None:
+        """Fill (part of) a MARKET order held by `hold_market_orders` against the book; it stays
+        PARTIALLY_FILLED until the rest is filled or it is canceled."""
+        o = self.order_by_client_id(client_id)
+        assert o is not None and o.type == "MARKET" and o.status not in FINAL, client_id
+        now = self.clock()
+        want = o.remaining if qty is None else min(o.remaining, dec(qty))
+        side = "ask" if o.side == "BUY" else "bid"
+        for price, level_qty in self._levels(side):
+            if want <= 0:
+                break
+            take = min(level_qty, want)
+            self._fill(o, price, take, now, maker=False)
+            want -= take
+        o.status = "FILLED" if o.remaining <= 0 else "PARTIALLY_FILLED"
+        if o.status == "FILLED":
+            self._finish(o, now)
 
     def drop_sockets(self) -> int:
         """Cut every WebSocket connection without a close handshake."""
@@ -606,7 +627,10 @@ class ExchangeSim:
             raise BinanceError(400, -2010, "Order would trigger immediately.")
         self._lock([o])
         self._book(o)
-        if type_ == "MARKET":
+        if type_ == "MARKET" and self.hold_market_orders:
+            self.hold_market_orders -= 1          # acknowledged; filled by fill_held() or never
+            o.working_time = now
+        elif type_ == "MARKET":
             self._take(o, now)
         elif type_ in ("LIMIT",) and self._crosses(o):
             self._take(o, now, limit=price)
