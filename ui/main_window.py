@@ -23,7 +23,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDialog, QMainWindow, QScrollArea, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from agent.config import ConfigError
+from agent.config import TIMEFRAMES, ConfigError
 from agent.events import (BalanceChanged, BarClosed, EngineStateChanged, PositionClosed,
                           PositionOpened, ReplayFinished, SignalSeen)
 from ui import dialogs, log_handler
@@ -513,11 +513,28 @@ class MainWindow(QMainWindow):
             status.open_trade, status.last_price, status.unrealized_pnl, now,
             can_close=status.run_state in ("RUNNING", "PAUSED", "HALTED"))
         self.stats_panel.show_health(status.feed_state, status.exchange_state, status.latency_ms,
-                                     status.last_update_ts, now)
+                                     status.last_update_ts, now,
+                                     TIMEFRAMES[status.timeframe] * 60_000)
         if self.bridge.pending == 0:
             self._sync_open_trade(status.open_trade)
         self.stats_panel.show_stats(self.engine.store.stats(now), quote)   # cheap (store doc)
+        self._show_placeholder(status)
         self._update_title()
+
+    def _show_placeholder(self, status) -> None:
+        """What an empty chart is waiting for, from the engine's own state."""
+        if self.chart.candle_count():
+            return
+        if status.feed_state == "catching up":
+            wanted = self.engine.params.warmup_bars()
+            have = min(len(self.engine.history()), wanted)
+            text = f"Warming up the indicators ({have:,} of {wanted:,} bars)"
+        elif status.run_state in ("STOPPED", "HALTED", "ERROR"):
+            text = (f"Waiting for data: the engine is {status.run_state}"
+                    + (" (press Start)" if status.run_state == "STOPPED" else ""))
+        else:
+            text = f"Waiting for data (feed: {status.feed_state})"
+        self.chart.set_placeholder(text)
 
     # ----- replay clock ----------------------------------------------------------------------
     def refresh_replay(self) -> None:
