@@ -87,7 +87,8 @@ class MainWindow(QMainWindow):
         self.replay_bar = ReplayBar()
         self.replay_bar.setVisible(engine.is_replay)
         self.chart = ChartWidget()
-        self.chart_sync = ChartSync(self.chart, engine.config.timeframe_minutes * 60_000)
+        self.chart_sync = ChartSync(self.chart, engine.config.timeframe_minutes * 60_000,
+                                    self._quote())
         self.position_panel = PositionPanel()
         self.stats_panel = StatsPanel()
         self.trades_table = TradesTable()
@@ -176,6 +177,8 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.log_action)
         view_menu.addSeparator()
         view_menu.addAction(_action(self, "Follow latest candle", self.chart.follow_latest, "End"))
+        self.deselect_action = _action(self, "Deselect trade", self.deselect_trade, "Esc")
+        view_menu.addAction(self.deselect_action)
         view_menu.addSeparator()
         self.sound_action = QAction("Sound on errors", self, checkable=True)
         self.sound_action.setChecked(self.notifier.sound_enabled)
@@ -212,6 +215,7 @@ class MainWindow(QMainWindow):
             self.refresh_replay()
         self.position_panel.manual_close_requested.connect(self.manual_close)
         self.trades_table.trade_selected.connect(self.chart_sync.select_trade)
+        self.chart.trade_clicked.connect(self.select_trade_id)
         b = self.bridge
         b.state_changed.connect(self._on_state)
         b.bars_closed.connect(self._on_bars)
@@ -455,7 +459,25 @@ class MainWindow(QMainWindow):
         if event.signal.action == "SKIPPED":
             self.chart_sync.signal_skipped(event.signal)
 
+    def select_trade_id(self, trade_id: int) -> None:
+        """A trade marker was clicked: select its trade here, in the Trades table and on the
+        chart (the open trade has no row; it is shown as the current trade)."""
+        if self.trades_table.select_trade_id(trade_id):   # emits trade_selected -> chart
+            self.tabs.setCurrentWidget(self.trades_table)
+            return
+        open_trade = self.chart_sync.open_trade
+        if open_trade is not None and open_trade.id == trade_id:
+            self.trades_table.deselect()
+            self.chart_sync.select_trade(open_trade)
+
+    def deselect_trade(self) -> None:
+        """Esc: no trade selected; the chart returns to the current trade and newest candle."""
+        self.trades_table.deselect()
+        self.chart_sync.select_trade(None)
+
     def _on_position_opened(self, event: PositionOpened) -> None:
+        if self.chart_sync.selected is not None:
+            self.trades_table.deselect()     # the chart lets go of an old trade (ChartSync)
         self.chart_sync.position_opened(event.trade)
         QTimer.singleShot(0, self.refresh)     # its own loop turn: no single long stall
 
@@ -613,7 +635,8 @@ class MainWindow(QMainWindow):
 
     def _reset_market(self) -> None:
         """A config for another pair or timeframe: the old candles mean nothing any more."""
-        self.chart_sync = ChartSync(self.chart, self.engine.config.timeframe_minutes * 60_000)
+        self.chart_sync = ChartSync(self.chart, self.engine.config.timeframe_minutes * 60_000,
+                                    self._quote())
         self.trades_table.trade_selected.disconnect()
         self.trades_table.trade_selected.connect(self.chart_sync.select_trade)
         self.chart.clear_fib_ladder()

@@ -127,6 +127,21 @@ class TradesTable(QTableWidget):
                 return row
         return 0
 
+    def select_trade_id(self, trade_id: int) -> bool:
+        """Select and show the row of a trade (emits trade_selected); False if not listed."""
+        for row in range(self.rowCount()):
+            if self.trade_at(row).id == trade_id:
+                self.selectRow(row)
+                self.scrollToItem(self.item(row, 0))
+                return True
+        return False
+
+    def deselect(self) -> None:
+        """Clear the selection without announcing a trade."""
+        self.blockSignals(True)
+        self.clearSelection()
+        self.blockSignals(False)
+
     def trade_at(self, row: int) -> TradeRecord:
         return self._trades[self.item(row, 0).data(TRADE_ROLE)]
 
