@@ -456,8 +456,7 @@ class MainWindow(QMainWindow):
         self.chart_sync.tick(tick)
 
     def _on_signal(self, event: SignalSeen) -> None:
-        if event.signal.action == "SKIPPED":
-            self.chart_sync.signal_skipped(event.signal)
+        self.chart_sync.signal_seen(event.signal)
 
     def select_trade_id(self, trade_id: int) -> None:
         """A trade marker was clicked: select its trade here, in the Trades table and on the

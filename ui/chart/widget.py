@@ -290,10 +290,13 @@ class ChartWidget(QWidget):
 
     # ----- overlays -----------------------------------------------------------------------
     def set_fib_ladder(self, levels: Sequence[tuple[float, float]], target_ratio: float | None,
-                       start_ts_ms: int, end_ts_ms: int | None) -> None:
-        """Show (ratio, price) levels from start to end; end None follows the newest candle."""
+                       start_ts_ms: int, end_ts_ms: int | None,
+                       not_traded: str | None = None) -> None:
+        """Show (ratio, price) levels from start to end; end None follows the newest candle.
+        `not_traded`: the reason a signal was skipped; its ladder is drawn dim, no target."""
         end_x = None if end_ts_ms is None else end_ts_ms / 1000.0
-        self.fib.set(levels, target_ratio, start_ts_ms / 1000.0, end_x, self._newest_x())
+        self.fib.set(levels, target_ratio, start_ts_ms / 1000.0, end_x, self._newest_x(),
+                     not_traded)
         self._schedule_y_fit()
 
     def clear_fib_ladder(self) -> None:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 BATCH_APPEND = 8          # larger batches rebuild the chart in one call
 MAX_CANDLES = 50_000      # as many as the engine keeps in its history
+MAX_SKIPS_KEPT = 256      # skip reasons remembered for signals not drawn yet
 
 
 class Chart(Protocol):
@@ -44,7 +45,8 @@ class Chart(Protocol):
     def set_history(self, ts_ms, o, h, l, c, ema_fast, ema_slow, volume=None) -> None: ...
     def append_bar(self, ts_ms, o, h, l, c, ema_fast, ema_slow, volume=...) -> None: ...
     def update_live(self, ts_ms, o, h, l, c) -> None: ...
-    def set_fib_ladder(self, levels, target_ratio, start_ts_ms, end_ts_ms) -> None: ...
+    def set_fib_ladder(self, levels, target_ratio, start_ts_ms, end_ts_ms,
+                       not_traded=None) -> None: ...
     def clear_fib_ladder(self) -> None: ...
     def add_entry_marker(self, ts_ms, price, trade_id=None) -> None: ...
     def add_exit_marker(self, ts_ms, price, kind, trade_id=None) -> None: ...
@@ -76,6 +78,9 @@ class ChartSync:
         self._ladder_start: int | None = None
         self._live: tuple[int, float, float, float, float] | None = None  # ts, o, h, l, c
         self._columns: list[list[float]] = [[] for _ in range(8)]  # ts o h l c ema_f ema_s volume
+        # Skip reasons by signal bar. The engine decides a skip before it announces the bar, so
+        # the reason usually arrives first; a pending entry dropped later arrives after.
+        self._skipped: dict[int, str] = {}
 
     # ----- candles ------------------------------------------------------------------------
     def seed(self, history: Sequence[Decision]) -> None:
@@ -170,15 +175,21 @@ class ChartSync:
         """The card's facts changed (e.g. the backtest's outcome became known)."""
         self._set_card(trade)
 
-    def signal_skipped(self, signal: SignalRecord) -> None:
-        """A skipped signal's ladder stops where the skip was decided: it is not live."""
+    def signal_seen(self, signal: SignalRecord) -> None:
+        """A signal's decision. A skipped signal's ladder is dim, "not traded: REASON", and
+        stops where the skip was decided: it is not live."""
+        if signal.action != "SKIPPED":
+            return
+        self._skipped[signal.bar_ts] = signal.reason
+        if len(self._skipped) > MAX_SKIPS_KEPT:
+            del self._skipped[next(iter(self._skipped))]
         if self.ladder_source != "signal" or self._ladder_start != signal.bar_ts:
             return
         levels = _levels_from_dict(signal.fib_levels)
         if levels:
             end = max(signal.bar_ts + self.timeframe_ms, self.last_bar_ts or signal.bar_ts)
             self.chart.set_fib_ladder(levels, _target_ratio(levels, signal.target_price),
-                                      signal.bar_ts, end)
+                                      signal.bar_ts, end, not_traded=signal.reason)
 
     def select_trade(self, trade: TradeRecord | None) -> None:
         """Show a trade picked in the table or on the chart, its markers ringed (None: back
@@ -259,10 +270,15 @@ class ChartSync:
         self._ladder_start = trade.signal_ts
 
     def _show_signal_ladder(self, d: Decision) -> None:
+        """The newest signal's ladder: live (open-ended, target emphasised) while its entry is
+        pending, dim and cut off when it was skipped."""
         if d.fib is None:
             return
         levels = list(zip(RATIOS, d.fib.prices))
-        self.chart.set_fib_ladder(levels, _target_ratio(levels, d.target_price), d.bar.ts, None)
+        skipped = self._skipped.get(d.bar.ts)
+        end = None if skipped is None else d.bar.ts + self.timeframe_ms
+        self.chart.set_fib_ladder(levels, _target_ratio(levels, d.target_price), d.bar.ts, end,
+                                  not_traded=skipped)
         self.ladder_source = "signal"
         self._ladder_start = d.bar.ts
 
