@@ -36,6 +36,8 @@ from ui.panels.log_viewer import LogViewer
 from ui.panels.performance import PerformancePanel
 from ui.panels.position import PositionPanel
 from ui.panels.replay_bar import ReplayBar
+from ui.panels.shadow import ShadowPanel, ShadowTracker, shadow_cell, shadow_short
+from ui.panels.trade_card import trade_card
 from ui.panels.stats import StatsPanel
 from ui.panels.style import app_stylesheet, format_money, format_price, split_pair
 from ui.panels.trades_table import TradesTable
@@ -76,6 +78,11 @@ class MainWindow(QMainWindow):
         self._quotes: dict[int, tuple[str, float]] = {}   # trade id -> (action, quoted price)
         self._quit_question: asyncio.Task | None = None
         self._seek_target: int | None = None
+        self.shadow = ShadowTracker(engine.params)
+        self._comparisons: dict[int, object] = {}      # trade id -> settled ShadowComparison
+        self._fresh_comparisons: dict[int, object] = {}  # not settled: computed again later
+        self._skipped_signals: list = []                # SignalRecords the agent did not trade
+        self._shadow_bars = -1                          # book size at the last shadow update
 
         self.setObjectName("mainWindow")
         self.setStyleSheet(app_stylesheet())
@@ -89,6 +96,7 @@ class MainWindow(QMainWindow):
         self.chart = ChartWidget()
         self.chart_sync = ChartSync(self.chart, engine.config.timeframe_minutes * 60_000,
                                     self._quote())
+        self.chart_sync.card = self._trade_card
         self.position_panel = PositionPanel()
         self.stats_panel = StatsPanel()
         self.trades_table = TradesTable()
@@ -98,6 +106,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.trades_table, "Trades")
         self.tabs.addTab(self.performance, "Performance")
         self.tabs.setTabToolTip(1, "Realised equity with drawdowns shaded, and PnL per UTC day")
+        self.shadow_panel = ShadowPanel()
+        self.tabs.addTab(self.shadow_panel, "vs Backtest")
+        self.tabs.setTabToolTip(self.tabs.indexOf(self.shadow_panel),
+                                "Each trade beside the backtest app's own decision for the same "
+                                "signal, and the monthly live-vs-backtest review")
         self.tabs.addTab(self.log_viewer, "Log")
         self._build_layout()
         self.notifier = Notifier(self, self.settings)
@@ -401,6 +414,8 @@ class MainWindow(QMainWindow):
         new = self.engine.status()
         if (new.pair, new.timeframe) != old_market:
             self._reset_market()
+        self._reset_shadow()
+        self.update_shadow()
         text = "\n".join(summary)
         if warnings:
             text += "\n\nWarnings:\n" + "\n".join(f"• {w}" for w in warnings)
@@ -449,14 +464,19 @@ class MainWindow(QMainWindow):
         first = decisions[0].bar.ts
         if sync.last_bar_ts is None or first > sync.last_bar_ts + sync.timeframe_ms:
             # Bars the engine warmed up silently (a resumed replay) never came as events.
-            sync.seed(self.engine.history())
+            history = self.engine.history()
+            sync.seed(history)
+            self.shadow.add(history)
         sync.add_bars(decisions)
+        self.shadow.add(decisions)
 
     def _on_tick(self, tick: TickSummary) -> None:
         self.chart_sync.tick(tick)
 
     def _on_signal(self, event: SignalSeen) -> None:
         self.chart_sync.signal_seen(event.signal)
+        if event.signal.action == "SKIPPED":
+            self._skipped_signals.append(event.signal)
 
     def select_trade_id(self, trade_id: int) -> None:
         """A trade marker was clicked: select its trade here, in the Trades table and on the
@@ -485,6 +505,7 @@ class MainWindow(QMainWindow):
         self.chart_sync.position_closed(event.trade)
         self.trades_table.add_trade(event.trade)
         self._show_performance()
+        self._shadow_bars = -1                           # a new trade to compare
         QTimer.singleShot(0, self.refresh)
 
     def _report_fill(self, trade) -> None:
@@ -540,6 +561,7 @@ class MainWindow(QMainWindow):
             self._sync_open_trade(status.open_trade)
         self.stats_panel.show_stats(self.engine.store.stats(now), quote)   # cheap (store doc)
         self._show_placeholder(status)
+        self.update_shadow()
         self._update_title()
 
     def _show_placeholder(self, status) -> None:
@@ -613,6 +635,51 @@ class MainWindow(QMainWindow):
         log.info("operator: replay runs to bar %d and holds", target)
         self.refresh_replay()
 
+    # ----- backtest shadow -------------------------------------------------------------------
+    def update_shadow(self) -> None:
+        """Compare the trades whose backtest outcome is not settled yet, and review the months
+        again; only when bars or trades were added since the last time."""
+        if len(self.shadow.book) == self._shadow_bars:
+            return
+        self._shadow_bars = len(self.shadow.book)
+        trades = self.trades_table.trades
+        fresh = {}
+        for trade in trades:
+            if trade.id is None or trade.id in self._comparisons:
+                continue
+            comparison = self.shadow.compare(trade)
+            fresh[trade.id] = comparison
+            if comparison.shadow is not None and comparison.shadow.reason is not None:
+                self._comparisons[trade.id] = comparison      # both closed: it cannot change
+        if fresh:
+            self.trades_table.set_shadow({tid: shadow_cell(c) for tid, c in fresh.items()})
+            self._fresh_comparisons = fresh
+            for trade in trades:
+                if trade.id in fresh:
+                    self.chart_sync.refresh_card(trade)
+        backtest_signals = {t.signal_ts for t in self.shadow.book.trades()}
+        skipped = [self.shadow.compare_skipped(sig) for sig in self._skipped_signals
+                   if sig.bar_ts in backtest_signals]
+        shown = {**self._comparisons, **self._fresh_comparisons}
+        self.shadow_panel.show_comparisons(list(shown.values()) + skipped)
+        self.shadow_panel.show_reviews(self.shadow.reviews(trades), self.shadow.overall(trades))
+
+    def comparison(self, trade_id: int):
+        """The latest comparison of a closed trade with the backtest's shadow, if any."""
+        return self._comparisons.get(trade_id) or self._fresh_comparisons.get(trade_id)
+
+    def _trade_card(self, trade) -> str:
+        c = self.comparison(trade.id) if trade.id is not None else None
+        return trade_card(trade, self._quote(), shadow_short(c) if c is not None else None)
+
+    def _reset_shadow(self) -> None:
+        """New parameters or market: the backtest's decisions are computed again."""
+        self.shadow = ShadowTracker(self.engine.params)
+        self.shadow.seed(self.engine.history())
+        self._comparisons = {}
+        self._fresh_comparisons = {}
+        self._shadow_bars = -1
+
     def _sync_open_trade(self, trade) -> None:
         """Catch up with a position the engine restored at start-up (no event announces it)."""
         shown = self.chart_sync.open_trade
@@ -624,7 +691,10 @@ class MainWindow(QMainWindow):
         closed = self.engine.store.closed_trades()
         self.trades_table.set_trades(closed, self._quote())
         self._show_performance(closed)
-        self.chart_sync.seed(self.engine.history())
+        history = self.engine.history()
+        self.chart_sync.seed(history)
+        self.shadow.seed(history)
+        self._skipped_signals = [s for s in self.engine.store.signals() if s.action == "SKIPPED"]
         self.chart_sync.seed_trades(closed, self.engine.status().open_trade)
 
     def _show_performance(self, closed=None) -> None:
@@ -636,6 +706,7 @@ class MainWindow(QMainWindow):
         """A config for another pair or timeframe: the old candles mean nothing any more."""
         self.chart_sync = ChartSync(self.chart, self.engine.config.timeframe_minutes * 60_000,
                                     self._quote())
+        self.chart_sync.card = self._trade_card
         self.trades_table.trade_selected.disconnect()
         self.trades_table.trade_selected.connect(self.chart_sync.select_trade)
         self.chart.clear_fib_ladder()

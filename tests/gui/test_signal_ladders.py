@@ -125,3 +125,17 @@ def test_labels_of_a_long_ladder_move_to_the_left_edge_not_onto_new_candles(sync
         if level.label.isVisible():
             rect = level.label.sceneBoundingRect()
             assert rect.left() >= view_left - 1 and rect.right() < newest_left
+
+
+def test_the_labels_of_a_ladder_out_of_view_are_hidden(sync):
+    chart = sync.chart
+    sync.add_bars([decision(100, signal=True)])
+    sync.signal_seen(signal(100, "SKIPPED", "paused"))
+    sync.add_bars([decision(i) for i in range(101, 400)])
+    chart.follow_latest()
+    QApplication.processEvents()
+    assert chart.view.viewRange()[0][0] > bar(101).ts / 1000        # the ladder is off-screen
+    assert not any(level.label.isVisible() for level in chart.fib.levels)
+    assert not chart.fib.note.isVisible()
+    chart.focus_range(bar(95).ts, bar(110).ts)
+    assert chart.fib.note.isVisible()

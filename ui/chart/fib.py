@@ -87,6 +87,8 @@ class FibLadder:
         self._end_x: float | None = None
         self._visible = True
         self.note: pg.TextItem | None = None      # "not traded: REASON"
+        self._in_view = True                      # some of the segments are in the X range
+        self._newest_x = 0.0
         view.sigYRangeChanged.connect(self._declutter)
         view.sigXRangeChanged.connect(self._place_labels)
 
@@ -138,7 +140,7 @@ class FibLadder:
         for level in self.levels:
             level.line.setVisible(visible)
         if self.note is not None:
-            self.note.setVisible(visible)
+            self.note.setVisible(visible and self._in_view)
         self._declutter()
 
     def _declutter(self) -> None:
@@ -150,7 +152,7 @@ class FibLadder:
         shown: list[float] = []
         for level in sorted(self.levels, key=_label_priority):
             keep = all(abs(level.price - p) / price_per_px >= LABEL_GAP_PX for p in shown)
-            level.label.setVisible(self._visible and keep)
+            level.label.setVisible(self._visible and keep and self._in_view)
             if keep:
                 shown.append(level.price)
 
@@ -189,6 +191,7 @@ class FibLadder:
         return FibLevel(ratio, price, is_target, line, label)
 
     def _place(self, newest_x: float) -> None:
+        self._newest_x = newest_x
         self._declutter()
         end_x = self._end_x if self._end_x is not None else newest_x
         for level in self.levels:
@@ -201,7 +204,14 @@ class FibLadder:
         shown, never the newest)."""
         if not self.levels:
             return
-        x0 = self._view.viewRange()[0][0]
+        x0, x1 = self._view.viewRange()[0]
+        end_x = self._end_x if self._end_x is not None else self._newest_x
+        in_view = end_x >= x0 and self._start_x <= x1
+        if in_view != self._in_view:
+            self._in_view = in_view          # labels of a ladder out of view would float alone
+            self._declutter()
+            if self.note is not None:
+                self.note.setVisible(self._visible and in_view)
         px = abs(self._view.viewPixelSize()[0]) or 0.0
         right = self._start_x - LABEL_MARGIN_PX * px
         widest = max(level.label.boundingRect().width() for level in self.levels)
