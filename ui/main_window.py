@@ -15,15 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from importlib import metadata
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDialog, QMainWindow, QScrollArea, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from agent.config import TIMEFRAMES, ConfigError
+from agent.shadow_compare import SHADOW_EXPORT_COLUMNS, export_row
+from persistence.store import StoreError
 from agent.events import (BalanceChanged, BarClosed, EngineStateChanged, PositionClosed,
                           PositionOpened, ReplayFinished, SignalSeen)
 from ui import dialogs, log_handler
@@ -36,6 +39,7 @@ from ui.panels.log_viewer import LogViewer
 from ui.panels.performance import PerformancePanel
 from ui.panels.position import PositionPanel
 from ui.panels.replay_bar import ReplayBar
+from ui.panels.signals_table import SignalsTable
 from ui.panels.shadow import ShadowPanel, ShadowTracker, shadow_cell, shadow_short
 from ui.panels.trade_card import trade_card
 from ui.panels.stats import StatsPanel
@@ -106,6 +110,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.trades_table, "Trades")
         self.tabs.addTab(self.performance, "Performance")
         self.tabs.setTabToolTip(1, "Realised equity with drawdowns shaded, and PnL per UTC day")
+        self.signals_table = SignalsTable()
+        self.tabs.addTab(self.signals_table, "Signals")
+        self.tabs.setTabToolTip(self.tabs.indexOf(self.signals_table),
+                                "Every signal with its decision: ENTERED, or SKIPPED and why")
         self.shadow_panel = ShadowPanel()
         self.tabs.addTab(self.shadow_panel, "vs Backtest")
         self.tabs.setTabToolTip(self.tabs.indexOf(self.shadow_panel),
@@ -229,6 +237,7 @@ class MainWindow(QMainWindow):
         self.position_panel.manual_close_requested.connect(self.manual_close)
         self.trades_table.trade_selected.connect(self.chart_sync.select_trade)
         self.chart.trade_clicked.connect(self.select_trade_id)
+        self.signals_table.signal_selected.connect(self.show_signal)
         b = self.bridge
         b.state_changed.connect(self._on_state)
         b.bars_closed.connect(self._on_bars)
@@ -424,13 +433,31 @@ class MainWindow(QMainWindow):
                              level="warning" if warnings else "info")
 
     async def _export_trades(self) -> None:
-        default = str(self.engine.data_dir / "trades.csv")
-        path = await dialogs.choose_save_file(self, "Export trades", "CSV (*.csv)", default, "csv")
+        """The CSV goes outside the data folder (it holds the ledger), as with the CLI's
+        export-trades; the backtest shadow columns are added for the trades compared."""
+        path = await dialogs.choose_save_file(self, "Export trades", "CSV (*.csv)",
+                                              str(default_export_folder() / "trades.csv"), "csv")
         if path is None:
             return
-        rows = self.engine.store.export_trades_csv(path)
+        refusal = export_refusal(path, self.engine.data_dir)
+        if refusal is None:
+            extra = {tid: export_row(c) for tid in self._trade_ids()
+                     if (c := self.comparison(tid)) is not None}
+            try:
+                rows = self.engine.store.export_trades_csv(path, SHADOW_EXPORT_COLUMNS, extra)
+            except (StoreError, OSError) as exc:
+                refusal = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if refusal is not None:
+            log.warning("export refused: %s", refusal)
+            await dialogs.inform(self, "Export trades", f"Not exported: {refusal}",
+                                 level="warning")
+            return
         log.info("exported %d trades to %s", rows, path)
         self.statusBar().showMessage(f"Exported {rows} trades to {path}", 10_000)
+        self.notify(f"Exported {rows} trades to {path.name}")
+
+    def _trade_ids(self) -> list[int]:
+        return [t.id for t in self.trades_table.trades if t.id is not None]
 
     async def _about(self) -> None:
         try:
@@ -475,6 +502,7 @@ class MainWindow(QMainWindow):
 
     def _on_signal(self, event: SignalSeen) -> None:
         self.chart_sync.signal_seen(event.signal)
+        self.signals_table.add_signal(event.signal)
         if event.signal.action == "SKIPPED":
             self._skipped_signals.append(event.signal)
 
@@ -488,6 +516,16 @@ class MainWindow(QMainWindow):
         if open_trade is not None and open_trade.id == trade_id:
             self.trades_table.deselect()
             self.chart_sync.select_trade(open_trade)
+
+    def show_signal(self, signal) -> None:
+        """A signal picked in the Signals tab: an entered one selects its trade, a skipped one
+        shows its dim ladder on its bars."""
+        if signal.action == "ENTERED" and signal.reason.startswith("trade "):
+            trade_id = signal.reason.removeprefix("trade ")
+            if trade_id.isdigit() and self.trades_table.select_trade_id(int(trade_id)):
+                return
+        self.trades_table.deselect()
+        self.chart_sync.show_signal(signal)
 
     def deselect_trade(self) -> None:
         """Esc: no trade selected; the chart returns to the current trade and newest candle."""
@@ -533,7 +571,37 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _on_replay_finished(self, event: ReplayFinished) -> None:
-        self.statusBar().showMessage(f"Replay finished: {event.bars} bars processed")
+        self.statusBar().showMessage(f"Replay finished: {event.bars:,} bars processed; "
+                                     "no more bars will come")
+        self.replay_bar.progress_label.setText(
+            f"finished · {self.replay_bar.progress_label.text()}")
+        self._spawn("Replay summary", lambda: self._replay_summary(event), busy=False)
+
+    def replay_summary_text(self, bars: int) -> str:
+        """Trades, win rate, PnL, max drawdown and the comparison with the backtest."""
+        self._shadow_bars = -1
+        self.update_shadow()
+        trades = [t for t in self.engine.store.closed_trades() if t.pnl is not None]
+        stats = self.engine.store.stats(self.engine.clock.now_ms())
+        quote = self._quote()
+        initial = self.engine.config.exchange.paper_initial_balance
+        pnl = sum(t.pnl for t in trades)
+        wins = sum(1 for t in trades if t.pnl > 0)
+        lines = [f"The replay is finished: {bars:,} bars processed.", "",
+                 f"Trades: {len(trades)}" + (f" ({wins} won, {wins / len(trades) * 100:.0f}%)"
+                                             if trades else ""),
+                 f"Realised PnL: {format_money(pnl, quote)}"
+                 + (f" ({pnl / initial * 100:+.2f}% of {initial:,.0f} {quote})" if initial else ""),
+                 f"Max drawdown: {stats.max_drawdown_percent:.2f}%"]
+        if self.engine.status().open_trade is not None:
+            lines.append("A position is still open (the replay ended before its exit).")
+        overall = self.shadow.overall(self.trades_table.trades)
+        if overall is not None:
+            lines += ["", f"vs backtest: {overall.summary()}"]
+        return "\n".join(lines)
+
+    async def _replay_summary(self, event: ReplayFinished) -> None:
+        await dialogs.inform(self, "Replay finished", self.replay_summary_text(event.bars))
 
     # ----- periodic refresh ------------------------------------------------------------------
     def refresh(self) -> None:
@@ -694,7 +762,9 @@ class MainWindow(QMainWindow):
         history = self.engine.history()
         self.chart_sync.seed(history)
         self.shadow.seed(history)
-        self._skipped_signals = [s for s in self.engine.store.signals() if s.action == "SKIPPED"]
+        signals = self.engine.store.signals()
+        self.signals_table.set_signals(signals)
+        self._skipped_signals = [s for s in signals if s.action == "SKIPPED"]
         self.chart_sync.seed_trades(closed, self.engine.status().open_trade)
 
     def _show_performance(self, closed=None) -> None:
@@ -805,6 +875,27 @@ class MainWindow(QMainWindow):
             self._shutdown_done = True
             self.close()
             self._closed.set()
+
+
+def default_export_folder() -> Path:
+    """Where an export is suggested: the user's Documents folder, else the home folder."""
+    documents = QStandardPaths.writableLocation(
+        QStandardPaths.StandardLocation.DocumentsLocation)
+    for folder in (documents, str(Path.home())):
+        if folder and Path(folder).is_dir():
+            return Path(folder)
+    return Path.home()
+
+
+def export_refusal(path: Path, data_dir: Path) -> str | None:
+    """Why a CSV may not be written there, in one line (the CLI's rule: never inside the data
+    folder, which holds the ledger); None when it may."""
+    try:
+        path.resolve().relative_to(Path(data_dir).resolve())
+    except ValueError:
+        return None
+    return (f"{path} is inside the data folder {data_dir}, which holds the ledger: choose "
+            "another folder (e.g. Documents)")
 
 
 def _action(parent: QWidget, text: str, slot: Callable[[], object],

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 BATCH_APPEND = 8          # larger batches rebuild the chart in one call
 MAX_CANDLES = 50_000      # as many as the engine keeps in its history
+SIGNAL_FOCUS_BARS = 24   # bars shown either side of a signal picked in the Signals tab
 MAX_SKIPS_KEPT = 256      # skip reasons remembered for signals not drawn yet
 
 
@@ -190,6 +191,20 @@ class ChartSync:
             end = max(signal.bar_ts + self.timeframe_ms, self.last_bar_ts or signal.bar_ts)
             self.chart.set_fib_ladder(levels, _target_ratio(levels, signal.target_price),
                                       signal.bar_ts, end, not_traded=signal.reason)
+
+    def show_signal(self, signal: SignalRecord) -> None:
+        """A signal picked in the Signals tab: its ladder (dim when skipped) and its bars."""
+        levels = _levels_from_dict(signal.fib_levels)
+        skipped = signal.reason if signal.action == "SKIPPED" else None
+        end = signal.bar_ts + SIGNAL_FOCUS_BARS * self.timeframe_ms
+        if levels:
+            self.chart.set_fib_ladder(levels, _target_ratio(levels, signal.target_price),
+                                      signal.bar_ts, end, not_traded=skipped)
+            self.ladder_source = "selected"
+            self._ladder_start = signal.bar_ts
+        self.selected = None
+        self.chart.select_trade_markers(None)
+        self.chart.focus_range(signal.bar_ts - SIGNAL_FOCUS_BARS * self.timeframe_ms, end)
 
     def select_trade(self, trade: TradeRecord | None) -> None:
         """Show a trade picked in the table or on the chart, its markers ringed (None: back
