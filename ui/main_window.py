@@ -68,9 +68,11 @@ def default_settings() -> QSettings:
 class MainWindow(QMainWindow):
     """See the module docstring."""
 
-    def __init__(self, engine: Engine, settings: QSettings | None = None) -> None:
+    def __init__(self, engine: Engine, settings: QSettings | None = None,
+                 config_path: Path | None = None) -> None:
         super().__init__()
         self.engine = engine
+        self.config_path = config_path       # where a .env with credentials may sit beside it
         self.settings = settings if settings is not None else default_settings()
         self.exit_code = 0
         self._tasks: set[asyncio.Task] = set()
@@ -179,6 +181,8 @@ class MainWindow(QMainWindow):
         self.export_action = _action(self, "&Export trades CSV…", self.export_trades, "Ctrl+E")
         file_menu.addAction(self.import_action)
         file_menu.addAction(self.export_action)
+        self.keys_action = _action(self, "Exchange API &keys…", self.edit_credentials)
+        file_menu.addAction(self.keys_action)
         file_menu.addSeparator()
         file_menu.addAction(_action(self, "&Quit", self.close, QKeySequence.StandardKey.Quit))
 
@@ -252,7 +256,61 @@ class MainWindow(QMainWindow):
 
     # ----- commands --------------------------------------------------------------------------
     def start_engine(self) -> asyncio.Task:
-        return self._spawn("Start", self.engine.start)
+        return self._spawn("Start", self._start)
+
+    def edit_credentials(self) -> asyncio.Task:
+        return self._spawn("API keys", self.ask_credentials, busy=False)
+
+    async def _start(self) -> None:
+        """A testnet or live config without API keys asks for them first (stored in the OS
+        keyring); without them Start is refused with where they were looked for."""
+        from agent.engine import EngineBusy
+
+        if self.engine.config.mode != "paper":
+            creds = self._find_credentials()
+            if not creds.has_exchange_keys and not await self.ask_credentials():
+                raise EngineBusy(self._find_credentials().missing_message())
+        await self.engine.start()
+
+    def _find_credentials(self):
+        from agent import credentials as cr
+
+        ex = self.engine.config.exchange
+        return cr.load_credentials(exchange=ex.exchange_name,
+                                   account=cr.default_account(ex.testnet),
+                                   config_path=self.config_path, fields=cr.EXCHANGE_FIELDS)
+
+    async def ask_credentials(self) -> bool:
+        """Ask for the exchange keys and store them in the OS keyring; True when the config's
+        keys are complete afterwards. Values are never shown again (last 4 characters)."""
+        from agent import credentials as cr
+        from monitoring.redaction import register_secret
+        from ui.credentials_dialog import CredentialsDialog, keyring_problem
+
+        cfg = self.engine.config
+        ex = cfg.exchange
+        account = cr.default_account(ex.testnet)
+        env_file = cr.env_file_for(self.config_path)
+        dialog = CredentialsDialog(self, mode=cfg.mode, exchange=ex.exchange_name,
+                                   account=account, found=self._find_credentials(),
+                                   problem=keyring_problem(),
+                                   env_file=str(env_file) if env_file else None)
+        accepted = await dialogs.run_dialog(dialog) == QDialog.DialogCode.Accepted
+        values = dialog.take_values()
+        dialog.deleteLater()
+        if not accepted or not values:
+            return self._find_credentials().has_exchange_keys
+        service = cr.exchange_service(ex.exchange_name, account)
+        for name, value in values.items():
+            register_secret(value)           # before anything could print it
+            cr.keyring_set(service, name, value)
+            if cr.keyring_get(service, name) != value:
+                raise cr.KeyringUnavailable(f"the OS keyring did not keep {service} {name}")
+        stored = ", ".join(f"{name} {cr.mask(value)}" for name, value in values.items())
+        log.info("operator: API keys stored in the OS keyring %s (%s)", service,
+                 ", ".join(values))
+        self.notify(f"Stored in the OS keyring: {stored}")
+        return self._find_credentials().has_exchange_keys
 
     def stop_trading(self) -> asyncio.Task:
         return self._spawn("Stop", self._stop_trading)
@@ -413,6 +471,7 @@ class MainWindow(QMainWindow):
         old_market = (status.pair, status.timeframe)
         try:
             summary, warnings = await self.engine.import_config(path)
+            self.config_path = path
         except ConfigError as exc:
             log.error("config %s rejected: %s", path, exc)
             count = len(exc.problems)
@@ -429,6 +488,8 @@ class MainWindow(QMainWindow):
         if warnings:
             text += "\n\nWarnings:\n" + "\n".join(f"• {w}" for w in warnings)
         self.notify(f"Config imported from {path.name}")
+        if self.engine.config.mode != "paper" and not self._find_credentials().has_exchange_keys:
+            await self.ask_credentials()
         await dialogs.inform(self, "Config imported", text,
                              level="warning" if warnings else "info")
 
