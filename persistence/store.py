@@ -112,8 +112,21 @@ def iso_from_ms(ts_ms: int) -> str:
     except TypeError:
         raise StoreError(f"timestamp must be integer Unix ms, got {ts_ms!r}") from None
     secs, ms = divmod(ts, 1000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    day, second_of_day = divmod(secs, 86_400)
+    base = _date_text(day) + _HOUR_MINUTE[second_of_day // 60] + _TWO_DIGITS[second_of_day % 60]
     return f"{base}.{ms:03d}Z" if ms else f"{base}Z"
+
+
+# iso_from_ms runs for every stored row (a snapshot per bar): the time of day comes from two
+# tables and the date from a small cache, ~2x faster than strftime per call, same text.
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+_HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+
+
+@functools.lru_cache(maxsize=1024)
+def _date_text(day: int) -> str:
+    """"YYYY-MM-DDT" of the UTC day `day` days after the epoch."""
+    return time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
 
 
 def ms_from_iso(text: str) -> int:

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,14 @@ def test_iso_refuses_float_timestamps() -> None:
 @given(st.integers(min_value=0, max_value=4_102_444_800_000))   # 1970 .. 2100
 def test_iso_round_trips_every_millisecond(ts: int) -> None:
     assert ms_from_iso(iso_from_ms(ts)) == ts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=-62_135_596_800_000 + 86_400_000, max_value=253_402_300_799_999))
+def test_iso_text_is_strftimes_for_every_millisecond(ts: int) -> None:
+    secs, ms = divmod(ts, 1000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    assert iso_from_ms(ts) == (f"{text}.{ms:03d}Z" if ms else f"{text}Z")
 
 
 def test_timestamps_are_stored_as_iso_text(store: Store, db_path: Path) -> None:
