@@ -700,8 +700,9 @@ class Store:
         """Append a balance snapshot to the open transaction; keeps the running equity peak and
         max drawdown. The row is held in memory and written by the next commit() (or a read of
         the table, whichever comes first); close() without commit drops it, as for any write."""
-        if self._closed:
-            raise StoreError(f"insert_snapshot on {self.path} failed: the store is closed")
+        if self._closed or self.read_only:
+            raise StoreError(f"insert_snapshot on {self.path} failed: the store is "
+                             + ("closed" if self._closed else "read-only"))
         values = (snap.balance, snap.equity, snap.unrealized_pnl, snap.position_amount)
         if None in values:
             raise StoreError(f"snapshot at {snap.ts} rejected: NOT NULL constraint failed "

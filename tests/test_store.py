@@ -429,6 +429,16 @@ def test_a_failed_commit_loses_its_snapshots_and_nothing_after_it(db_path: Path)
     assert equities == [100.0, 95.0]
 
 
+def test_snapshot_into_a_read_only_or_closed_store_is_refused_at_once(db_path: Path) -> None:
+    Store(db_path).close()
+    ro = Store(db_path, read_only=True)
+    with pytest.raises(StoreError, match="read-only"):
+        ro.insert_snapshot(snap(T0, 100.0))
+    ro.close()
+    with pytest.raises(StoreError, match="closed"):
+        ro.insert_snapshot(snap(T0, 100.0))
+
+
 def test_snapshot_without_equity_is_refused_at_once(store: Store) -> None:
     with pytest.raises(StoreError, match="snapshot"):
         store.insert_snapshot(SnapshotRecord(T0, 100.0, None, 0.0, 0.0, None))  # type: ignore[arg-type]
