@@ -585,7 +585,7 @@ class Engine:
         out = self._outbox
         out.append(BarClosed(bar, decision))
         out.append(PriceTick(close_ts, bar.close))
-        balance = (a.balance, a.equity(), a.day_pnl(), a.unrealized())
+        balance = a.figures()
         if balance != self._last_balance:             # flat, nothing moves: nothing to say
             self._last_balance = balance
             out.append(BalanceChanged(close_ts, *balance))
