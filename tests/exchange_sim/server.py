@@ -292,6 +292,13 @@ class ExchangeSim:
                 n += 1
         return n
 
+    async def close_sockets(self, code: int = 1011) -> int:
+        """Close every WebSocket connection with a close frame (an orderly server-side close)."""
+        socks = list(self._sockets)
+        for ws in socks:
+            await ws.close(code=code, message=b"closed by the simulator")
+        return len(socks)
+
     # ----- HTTP -------------------------------------------------------------------------------
     async def _http(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
