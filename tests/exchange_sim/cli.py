@@ -156,14 +156,29 @@ def parse_fault(text: str) -> FaultSpec:
 
 
 class MarketClock:
-    """Market time in Unix ms: `start_ms` at creation, running `speed` times the wall clock."""
+    """Market time in Unix ms: `start_ms` at creation (or, with running=False, held there until
+    start()), then running `speed` times the wall clock. Also a FeedClock (sleep in market
+    seconds) for a feed that runs on the simulator's time."""
 
-    def __init__(self, start_ms: int, speed: float = 1.0) -> None:
+    def __init__(self, start_ms: int, speed: float = 1.0, *, running: bool = True) -> None:
         self.start_ms, self.speed = start_ms, speed
-        self._t0 = time.perf_counter()
+        self._t0: float | None = time.perf_counter() if running else None
+
+    def start(self) -> None:
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
 
     def now_ms(self) -> int:
+        if self._t0 is None:
+            return self.start_ms
         return self.start_ms + int((time.perf_counter() - self._t0) * 1000 * self.speed)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+    def observe(self, ts_ms: int) -> None:
+        """An engine Clock too: market time is the simulator's, not the bars'."""
+        return None
 
     def real_delay(self, market_ms: int) -> float:
         """Real seconds until the market clock reads `market_ms` (0 if it already has)."""
