@@ -72,8 +72,8 @@ class Market:
         await self.sim.stop()
 
 
-def client_for(sim: ExchangeSim) -> ExchangeClient:
-    return ExchangeClient(ExchangeSettings(exchange_url=sim.url, timeout_ms=1_500,
+def client_for(sim: ExchangeSim, timeout_ms: int = 1_500) -> ExchangeClient:
+    return ExchangeClient(ExchangeSettings(exchange_url=sim.url, timeout_ms=timeout_ms,
                                            retry=RetryPolicy(attempts=4, initial_s=0.05)),
                           api_key=sim.api_key, secret=sim.secret)
 
