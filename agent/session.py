@@ -5,7 +5,8 @@ here.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +24,8 @@ from persistence.paths import DataDir
 
 if TYPE_CHECKING:     # ccxt is imported only by sessions that trade at an exchange
     from data.exchange import ExchangeClient
+
+log = logging.getLogger(__name__)
 
 PAPER_VENUE_FILE = "paper_venue.db"
 
@@ -43,20 +46,6 @@ class PaperRoutedSource:
         async for event in self.feed.stream(resume_after_ts):
             self.venue.on_market(event)
             yield event
-
-    async def close(self) -> None:
-        await _close_feed(self.feed)
-
-
-class LiveSource:
-    """A live feed as the engine's market source when orders go to an exchange: the exchange
-    itself fills the resting orders, so nothing is routed."""
-
-    def __init__(self, feed: LiveFeed) -> None:
-        self.feed = feed
-
-    def events(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
-        return self.feed.stream(resume_after_ts)
 
     async def close(self) -> None:
         await _close_feed(self.feed)
@@ -157,7 +146,8 @@ def exchange_client(config: AgentConfig, *, api_key: str | None, secret: str | N
 
 def exchange_session(config: AgentConfig, data_dir: Path, source: MarketSource, client: ExchangeClient, *,
                      clock: Clock | None = None, poll_interval_s: float = 1.0,
-                     owns_client: bool = True) -> Engine:
+                     owns_client: bool = True,
+                     source_factory: Callable[[AgentConfig], MarketSource] | None = None) -> Engine:
     """Orders at a real exchange (testnet or live, from config.exchange.testnet), bars from any
     market source (the live feed; a replay or scripted source in tests)."""
     from agent.exchange_venue import ExchangeVenue
@@ -166,7 +156,59 @@ def exchange_session(config: AgentConfig, data_dir: Path, source: MarketSource, 
                           mode="testnet" if config.exchange.testnet else "live",
                           poll_interval_s=poll_interval_s, owns_client=owns_client,
                           order_timeout_s=config.risk_management.order_timeout_seconds)
-    return Engine(config, data_dir=data_dir, source=source, venue=venue, clock=clock or WallClock())
+    return Engine(config, data_dir=data_dir, source=source, venue=venue, clock=clock or WallClock(),
+                  source_factory=source_factory)
+
+
+class ExchangeRoutedSource:
+    """The live feed's events for an exchange venue. Before a live bar close reaches the engine
+    the venue is asked once about its orders still resting at the exchange, so an exit that
+    filled inside the bar is applied before the close is judged (the venue's poller reports it
+    anyway, this only orders it). A failed look-up is the poller's to retry: the feed goes on."""
+
+    def __init__(self, feed: Feed, venue: Any = None) -> None:
+        self.feed = feed
+        self.venue = venue
+
+    async def events(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
+        async for event in self.feed.stream(resume_after_ts):
+            if (isinstance(event, mk.BarClosed) and event.live and self.venue is not None
+                    and self.venue.watching()):
+                try:
+                    await self.venue.poll_now()
+                except Exception as exc:
+                    log.warning("order look-up before the bar close failed: %s", exc)
+            yield event
+
+    async def close(self) -> None:
+        await _close_feed(self.feed)
+
+
+def live_exchange_session(config: AgentConfig, data_dir: Path, client: ExchangeClient, *,
+                          feed_clock: FeedClock | None = None, engine_clock: Clock | None = None,
+                          poll_interval_s: float = 1.0, owns_client: bool = True,
+                          **feed_options: Any) -> Engine:
+    """Live candles and orders at one exchange (testnet or live): the LiveFeed on the client's
+    ccxt.pro instance (shared with the venue), orders through exchange_session's ExchangeVenue.
+
+    The engine closes the feed (candle cache, exchange connection) when it stops."""
+    engine: Engine | None = None
+
+    async def balance() -> object:
+        assert engine is not None
+        return await engine.venue.balances()
+
+    def make_source(cfg: AgentConfig) -> ExchangeRoutedSource:
+        feed = live_feed(cfg, data_dir, client.ex, clock=feed_clock, balance=balance, **feed_options)
+        return ExchangeRoutedSource(feed, engine.venue if engine is not None else None)
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    source = make_source(config)
+    engine = exchange_session(config, data_dir, source, client, clock=engine_clock,
+                              poll_interval_s=poll_interval_s, owns_client=owns_client,
+                              source_factory=make_source)
+    source.venue = engine.venue
+    return engine
 
 
 def market_session(config: AgentConfig, data_dir: Path, mode: str, *, api_key: str | None,
@@ -180,5 +222,4 @@ def market_session(config: AgentConfig, data_dir: Path, mode: str, *, api_key: s
         return live_paper_session(config, data_dir, client.ex)
     if mode not in ("testnet", "live"):
         raise ValueError(f"unknown trading mode {mode!r}")
-    feed = live_feed(config, data_dir, client.ex, balance=client.balance)   # health: balance readable
-    return exchange_session(config, data_dir, LiveSource(feed), client, owns_client=False)
+    return live_exchange_session(config, data_dir, client, owns_client=False)  # the feed closes it

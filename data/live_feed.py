@@ -291,7 +291,7 @@ class LiveFeed:
 
         async for attempt in AsyncRetrying(
                 retry=retry_if_exception(is_transient), stop=stop_after_attempt(self.rest_attempts),
-                wait=wait_exponential_jitter(self.backoff_initial_s, self.backoff_max_s, jitter=0.2),
+                wait=wait_exponential_jitter(multiplier=self.backoff_initial_s, max=self.backoff_max_s, jitter=0.2),
                 sleep=self.clock.sleep, before_sleep=note, reraise=True):
             with attempt:
                 return await call()

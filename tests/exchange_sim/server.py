@@ -149,6 +149,7 @@ class Candle:
     v: Decimal = D(0)
     q: Decimal = D(0)
     n: int = 0
+    ticks: list[tuple[int, Decimal, Decimal]] = field(default_factory=list)   # (ts, price, qty)
 
     def row(self, tf_ms: int) -> list:
         return [self.ts, fmt(self.o), fmt(self.h), fmt(self.l), fmt(self.c), fmt(self.v),
@@ -272,10 +273,21 @@ class ExchangeSim:
         c.v += dec(qty)
         c.q += dec(qty) * p
         c.n += 1
+        c.ticks.append((now, p, dec(qty)))
         self._publish_trade(p, dec(qty), now)
         self._match(now)
         self._publish_kline(c, closed=False, now=now)
         self._publish_book(now)
+
+    def open_candle(self, ts: int, price: float) -> None:
+        """Start the candle containing market time `ts` at `price` (its open; the previous
+        candle closes at the last price), as a CSV bar being played does."""
+        p = self._tick_down(dec(price))
+        if self.candles and self.candles[-1].ts == ts - ts % self.tf_ms:
+            self.candles[-1] = Candle(self.candles[-1].ts, p, p, p, p)    # started here: anew
+            self.price = p
+        self._roll(ts, open_price=p)
+        self.set_price(price, qty=0, ts=ts)
 
     async def play(self, path: list[float], interval: float = 0.0) -> None:
         for p in path:
@@ -309,6 +321,13 @@ class ExchangeSim:
                 transport.abort()
                 n += 1
         return n
+
+    async def close_sockets(self, code: int = 1011) -> int:
+        """Close every WebSocket connection with a close frame (an orderly server-side close)."""
+        socks = list(self._sockets)
+        for ws in socks:
+            await ws.close(code=code, message=b"closed by the simulator")
+        return len(socks)
 
     # ----- HTTP -------------------------------------------------------------------------------
     async def _http(self, request: web.Request) -> web.StreamResponse:
@@ -477,15 +496,17 @@ class ExchangeSim:
 
     def _klines(self, params: dict) -> list:
         self._symbol(params)
-        if params.get("interval") != self.timeframe:
-            raise BinanceError(400, -1120, f"Invalid interval (the simulator serves {self.timeframe}).")
+        interval = params.get("interval")
+        if interval not in TF_MS:
+            raise BinanceError(400, -1120, "Invalid interval.")
+        ms = TF_MS[interval]
         self._roll(self.clock())
         limit = min(int(params.get("limit", 500)), 1000)
         start, end = params.get("startTime"), params.get("endTime")
-        rows = [c for c in self.candles
+        rows = [c for c in self.candles_at(ms, None if start is None else int(start))
                 if (start is None or c.ts >= int(start)) and (end is None or c.ts <= int(end))]
         rows = rows[:limit] if start is not None else rows[-limit:]
-        return [c.row(self.tf_ms) for c in rows]
+        return [c.row(ms) for c in rows]
 
     def _bid_ask(self) -> tuple[Decimal, Decimal]:
         return self.price, self.price + self.m.tick
@@ -849,15 +870,77 @@ class ExchangeSim:
     def _tick_down(self, p: Decimal) -> Decimal:
         return (p / self.m.tick).to_integral_value(rounding=ROUND_DOWN) * self.m.tick
 
-    def _roll(self, now: int) -> None:
+    def _roll(self, now: int, open_price: Decimal | None = None) -> None:
         """Make the candle containing `now` the current one (closing the ones before)."""
         start = now - now % self.tf_ms
         if self.candles and self.candles[-1].ts >= start:
             return
         if self.candles:
             self._publish_kline(self.candles[-1], closed=True, now=now)
-        p = self.price
+        p = self.price if open_price is None else open_price
+        self.price = p
         self.candles.append(Candle(start, p, p, p, p))
+
+    def candles_at(self, interval_ms: int, start: int | None = None) -> list[Candle]:
+        """The candles at another interval, as Binance answers any interval: a multiple of the
+        simulator's timeframe aggregates its candles (the last bucket may be forming); a divisor
+        splits them, exactly from the prints of candles that were traded here (set_price), and
+        for loaded history along open -> low -> high -> close (a down bar: high first), so the
+        finer candles always aggregate back to the coarse one. Only candles that have started."""
+        base = [c for c in self.candles if start is None or c.ts + self.tf_ms > start]
+        if interval_ms == self.tf_ms:
+            return base
+        if interval_ms % self.tf_ms == 0:
+            out: list[Candle] = []
+            for c in base:
+                bucket = c.ts - c.ts % interval_ms
+                if out and out[-1].ts == bucket:
+                    a = out[-1]
+                    a.h, a.l, a.c = max(a.h, c.h), min(a.l, c.l), c.c
+                    a.v, a.q, a.n = a.v + c.v, a.q + c.q, a.n + c.n
+                else:
+                    out.append(Candle(bucket, c.o, c.h, c.l, c.c, c.v, c.q, c.n))
+            return out
+        if self.tf_ms % interval_ms:
+            raise BinanceError(400, -1120, f"Invalid interval (the simulator's {self.timeframe} "
+                                           "candles are neither a multiple nor a divisor of it).")
+        now = self.clock()
+        return [s for c in base for s in self._split(c, interval_ms, now)]
+
+    def _split(self, c: Candle, ms: int, now: int) -> list[Candle]:
+        k = self.tf_ms // ms
+        out: list[Candle] = []
+        if c.ticks:
+            last, ticks = c.o, list(c.ticks)
+            for j in range(k):
+                t0 = c.ts + j * ms
+                if t0 > now:
+                    break
+                mine = [t for t in ticks if t0 <= t[0] < t0 + ms or (j == k - 1 and t[0] >= t0)]
+                prices = [last] + [p for _, p, _ in mine]
+                vol = sum((q for _, _, q in mine), D(0))
+                out.append(Candle(t0, last, max(prices), min(prices), prices[-1], vol,
+                                  sum((q * p for _, p, q in mine), D(0)), len(mine)))
+                last = prices[-1]
+            return out
+        path = [c.o, c.l, c.h, c.c] if c.c >= c.o else [c.o, c.h, c.l, c.c]
+
+        def at(f: Decimal) -> Decimal:          # the price along the path at fraction f of the bar
+            i = min(int(f * 3), 2)
+            frac = f * 3 - i
+            if frac in (0, 1):
+                return path[i + int(frac)]
+            v = path[i] + (path[i + 1] - path[i]) * frac
+            return min(max(self._tick_down(v), c.l), c.h)
+
+        for j in range(k):
+            t0 = c.ts + j * ms
+            if t0 > now:
+                break
+            a, b = D(j) / k, D(j + 1) / k
+            pts = [at(a), at(b)] + [path[v] for v in (1, 2) if a < D(v) / 3 < b]
+            out.append(Candle(t0, pts[0], max(pts), min(pts), pts[1], c.v / k, c.q / k, 1))
+        return out
 
     # ----- WebSocket --------------------------------------------------------------------------
     async def _ws(self, request: web.Request) -> web.StreamResponse:
@@ -917,14 +1000,30 @@ class ExchangeSim:
         return bool(self._subs)
 
     def _publish_kline(self, c: Candle, closed: bool, now: int) -> None:
+        """The candle to its stream, and to streams of other intervals (candles_at) too."""
         if not self._has_loop():
             return
         s = self.m.symbol
-        self._publish(f"{s.lower()}@kline_{self.timeframe}", {
-            "e": "kline", "E": now, "s": s,
-            "k": {"t": c.ts, "T": c.ts + self.tf_ms - 1, "s": s, "i": self.timeframe, "f": 0, "L": 0,
-                  "o": fmt(c.o), "c": fmt(c.c), "h": fmt(c.h), "l": fmt(c.l), "v": fmt(c.v),
-                  "n": c.n, "x": closed, "q": fmt(c.q), "V": "0", "Q": "0", "B": "0"}})
+        prefix = f"{s.lower()}@kline_"
+        intervals = {self.timeframe} | {st[len(prefix):] for subs in self._subs.values() for st in subs
+                                        if st.startswith(prefix) and st[len(prefix):] in TF_MS}
+        for interval in sorted(intervals):
+            ms = TF_MS[interval]
+            if ms == self.tf_ms:
+                k = c
+            elif ms % self.tf_ms == 0 or self.tf_ms % ms == 0:
+                last = [x for x in self.candles_at(ms, c.ts) if x.ts <= c.ts + self.tf_ms - 1]
+                if not last:
+                    continue
+                k = last[-1]
+            else:
+                continue
+            self._publish(prefix + interval, {
+                "e": "kline", "E": now, "s": s,
+                "k": {"t": k.ts, "T": k.ts + ms - 1, "s": s, "i": interval, "f": 0, "L": 0,
+                      "o": fmt(k.o), "c": fmt(k.c), "h": fmt(k.h), "l": fmt(k.l), "v": fmt(k.v),
+                      "n": k.n, "x": closed and k.ts + ms == c.ts + self.tf_ms, "q": fmt(k.q),
+                      "V": "0", "Q": "0", "B": "0"}})
 
     def _publish_trade(self, price: Decimal, qty: Decimal, now: int) -> None:
         if not self._has_loop():
