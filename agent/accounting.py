@@ -113,6 +113,15 @@ class Accounting:
     def day_pnl(self) -> float:
         return self.equity() - self.day.start_equity if self.day else 0.0
 
+    def figures(self) -> tuple[float, float, float, float]:
+        """(balance, equity, day_pnl, unrealized), each exactly its method's value, with the
+        position valued once: the engine reads all four on every bar."""
+        value = self.position_value()
+        equity = self.balance + value
+        t = self.trade
+        return (self.balance, equity, equity - self.day.start_equity if self.day else 0.0,
+                0.0 if t is None else value - t.amount * t.entry_price - t.entry_fee)
+
     def roll_day(self, now_ms: int) -> bool:
         """Daily counters reset at 00:00 UTC of the engine clock; the day's start equity is the
         equity at the first live price of the day. True when a new day began."""
@@ -134,5 +143,6 @@ class Accounting:
 
     def snapshot(self, now_ms: int) -> SnapshotRecord:
         self.last_snapshot_ts = now_ms
-        return SnapshotRecord(now_ms, self.balance, self.equity(), self.unrealized(),
+        balance, equity, _, unrealized = self.figures()
+        return SnapshotRecord(now_ms, balance, equity, unrealized,
                               self.trade.amount if self.trade else 0.0, self.live_price)

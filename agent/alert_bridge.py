@@ -7,8 +7,13 @@
 - RemoteControl answers commands from the configured chat: /status /balance /trades /pause
   /resume /stop (emergency stop, only after `/stop confirm` within CONFIRM_WINDOW_S;
   /emergency_stop is the same) /help.
-- headless_services() builds both for a headless run from the credentials found; with no
-  Telegram credentials there are none, and the log says so once.
+- KPI warnings: after every entry, exit and skipped signal, and on each feed health report,
+  the PRD's KPIs over the last 24 hours (monitoring/kpis.py) are checked; a KPI that crosses
+  its threshold is logged and alerted as a WARNING once, re-armed when it is back within.
+  The live feed's uptime (FeedStatus.uptime_ratio) is kept here: the ledger has none.
+- headless_services() builds the services for a run (headless or the window) from the
+  credentials and settings found: Telegram (alerts + commands) and/or email (SMTP_* settings,
+  the backup channel for ERROR and CRITICAL); with neither, the log says so once.
 """
 from __future__ import annotations
 
@@ -19,8 +24,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.events import EngineStateChanged, OrderChanged, PositionClosed, PositionOpened
+from agent.events import EngineStateChanged, OrderChanged, PositionClosed, PositionOpened, SignalSeen
+from data.market import FeedStatus
 from monitoring.alerts import Alert, AlertLogHandler, AlertService
+from monitoring.kpis import KpiReport, kpis_from_store
 from monitoring.telegram import Command
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,8 @@ class AlertBridge:
         self._tasks: list[asyncio.Task] = []
         self.quote = engine.config.exchange.quote_currency
         self.base = engine.config.exchange.base_currency
+        self.uptime_ratio: float | None = None      # the live feed's, from its health reports
+        self._kpi_breached: set[str] = set()
 
     async def start(self) -> None:
         self._unsubscribe = self.engine.bus.subscribe(self.on_event)
@@ -62,6 +71,11 @@ class AlertBridge:
 
     # ----- events ------------------------------------------------------------------------------
     def on_event(self, event) -> None:
+        if isinstance(event, (PositionOpened, PositionClosed, FeedStatus)) or (
+                isinstance(event, SignalSeen) and event.signal.action == "SKIPPED"):
+            if isinstance(event, FeedStatus):
+                self.uptime_ratio = event.uptime_ratio
+            self.check_kpis()
         if isinstance(event, EngineStateChanged):
             self._state(event)
         elif isinstance(event, PositionOpened):
@@ -83,6 +97,26 @@ class AlertBridge:
             o = event.order
             self.alerts.send(Alert("ERROR", f"Order rejected: {o.side} {o.type} ({o.purpose})",
                                    o.reason or "", key=f"rejected:{o.client_order_id}"))
+
+    def kpis(self, since_ms: int | None = None) -> KpiReport:
+        return kpis_from_store(self.engine.store, since_ms=since_ms, uptime_ratio=self.uptime_ratio,
+                               timeframe=self.engine.config.timeframe)
+
+    def check_kpis(self) -> KpiReport | None:
+        """The last 24 hours' KPIs (engine time); a WARNING for each newly crossed threshold."""
+        try:
+            report = self.kpis(self.engine.clock.now_ms() - DAY_MS)
+        except Exception:                       # a report must never disturb the engine
+            log.debug("KPI check failed", exc_info=True)
+            return None
+        breached = {k.name for k in report.warnings}
+        for kpi in report.warnings:
+            if kpi.name not in self._kpi_breached:
+                log.warning("KPI %s (last 24 h)", kpi.line())
+                self.alerts.send(Alert("WARNING", f"KPI: {kpi.label} {kpi.threshold}",
+                                       f"{kpi.line()}\n(last 24 hours)", key=f"kpi:{kpi.name}"))
+        self._kpi_breached = breached
+        return report
 
     def _state(self, event: EngineStateChanged) -> None:
         previous, self._run_state = self._run_state, event.run_state
@@ -134,23 +168,28 @@ class AlertBridge:
             now = self._wall_ms()
             await asyncio.sleep((DAY_MS - now % DAY_MS) / 1000 + 1)
             try:
-                self.alerts.send(daily_summary_alert(self.engine, self._wall_ms() - 2000))
+                self.alerts.send(daily_summary_alert(self.engine, self._wall_ms() - 2000,
+                                                     uptime_ratio=self.uptime_ratio))
             except Exception:
                 log.exception("daily summary failed")
 
 
-def daily_summary_alert(engine, day_ms: int) -> Alert:
-    """The day containing day_ms, from the store (survives restarts)."""
+def daily_summary_alert(engine, day_ms: int, uptime_ratio: float | None = None) -> Alert:
+    """The day containing day_ms, from the store (survives restarts), with the day's KPIs;
+    a WARNING when any KPI crossed its threshold that day."""
     from data.bar import iso_utc
 
     stats = engine.store.stats(day_ms)
     s = engine.status()
     quote = engine.config.exchange.quote_currency
     rate = "-" if stats.today_trades == 0 else f"{100 * stats.today_wins / stats.today_trades:.0f}%"
-    return Alert("INFO", f"Daily summary {iso_utc(day_ms)[:10]}",
+    kpis = kpis_from_store(engine.store, since_ms=day_ms - day_ms % DAY_MS, uptime_ratio=uptime_ratio,
+                           timeframe=engine.config.timeframe)
+    return Alert("WARNING" if kpis.warnings else "INFO", f"Daily summary {iso_utc(day_ms)[:10]}",
                  f"{s.run_state}; trades {stats.today_trades} (win rate {rate}), PnL "
                  f"{stats.today_pnl:+.2f} {quote}; balance {s.balance:.2f}, equity {s.equity:.2f}\n"
-                 f"all time: {stats.total_trades} trades, PnL {stats.total_pnl:+.2f} {quote}",
+                 f"all time: {stats.total_trades} trades, PnL {stats.total_pnl:+.2f} {quote}\n"
+                 + "\n".join(kpis.lines()),
                  key=f"summary:{iso_utc(day_ms)[:10]}")
 
 
@@ -216,12 +255,13 @@ class RemoteControl:
         return f"unknown command /{name}; /help lists them"
 
 
-class TelegramService:
-    """Alerts + remote control over one Telegram bot, as a headless service."""
+class AlertServices:
+    """Alerts (to every channel), the event bridge, ERROR/CRITICAL log records as alerts and,
+    with a command channel (Telegram), remote control: one service beside the engine."""
 
-    def __init__(self, engine, channel, alerts: AlertService) -> None:
+    def __init__(self, engine, alerts: AlertService, commands=None) -> None:
         self.engine = engine
-        self.channel = channel
+        self.channel = commands
         self.alerts = alerts
         self.bridge = AlertBridge(engine, alerts)
         self.remote = RemoteControl(engine)
@@ -232,8 +272,9 @@ class TelegramService:
         await self.alerts.start()
         await self.bridge.start()
         logging.getLogger().addHandler(self._log_handler)
-        self._poll = asyncio.get_running_loop().create_task(
-            self.channel.poll_commands(self.remote.handle), name="telegram-commands")
+        if self.channel is not None:
+            self._poll = asyncio.get_running_loop().create_task(
+                self.channel.poll_commands(self.remote.handle), name="telegram-commands")
 
     async def stop(self) -> None:
         if self._poll is not None:
@@ -241,22 +282,60 @@ class TelegramService:
         logging.getLogger().removeHandler(self._log_handler)
         await self.bridge.stop()
         await self.alerts.stop()
-        await self.channel.close()
+        for channel in self.alerts.channels:
+            close = getattr(channel, "close", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    log.debug("closing alert channel %s failed", getattr(channel, "name", "?"), exc_info=True)
+
+
+class TelegramService(AlertServices):
+    """Alerts + remote control over one Telegram bot."""
+
+    def __init__(self, engine, channel, alerts: AlertService) -> None:
+        super().__init__(engine, alerts, commands=channel)
+
+
+def run_mode(config) -> str:
+    return "PAPER" if config.exchange.paper_trading else ("TESTNET" if config.exchange.testnet else "LIVE")
 
 
 def headless_services(config, creds, data_dir: Path, env=None) -> list:
-    """The services a headless run starts beside the engine (Telegram when configured)."""
+    """The services a run starts beside the engine, headless or in the window: Telegram when
+    its token and chat id were found, email when SMTP_HOST and ALERT_EMAIL_TO are set (ERROR
+    and CRITICAL only). Bad email settings are logged and skipped, never fatal."""
+    from monitoring.mail import EmailChannel, EmailSettings, EmailSettingsError
+
     env = os.environ if env is None else env
-    if creds is None or not creds.has_telegram:
-        log.info("alerts: no Telegram bot token and chat id found; alerts go to the log only")
+    telegram = creds is not None and creds.has_telegram
+    try:
+        email = EmailSettings.from_env(env)
+    except EmailSettingsError as exc:
+        log.error("email alerts off: %s", exc)
+        email = None
+    if not telegram and email is None:
+        log.info("alerts: no Telegram bot token and chat id found and no SMTP_HOST set; "
+                 "alerts go to the log only")
         return []
-    from monitoring.telegram import DEFAULT_BASE_URL, TelegramChannel
+    if email is not None:
+        log.info("alerts: email (ERROR and CRITICAL) via %s", email.describe())
+    mode = run_mode(config)
+    base_url = env.get("TELEGRAM_API_BASE_URL") if telegram else None
 
-    base_url = env.get("TELEGRAM_API_BASE_URL") or DEFAULT_BASE_URL
-    mode = "PAPER" if config.exchange.paper_trading else ("TESTNET" if config.exchange.testnet else "LIVE")
+    def factory(engine) -> AlertServices:
+        channels: list = []
+        commands = None
+        if telegram:
+            from monitoring.telegram import DEFAULT_BASE_URL, TelegramChannel
 
-    def factory(engine) -> TelegramService:
-        channel = TelegramChannel(creds.telegram_bot_token, creds.telegram_chat_id, base_url=base_url)
-        return TelegramService(engine, channel, AlertService([channel], mode=(engine.venue.mode or mode).upper()))
+            commands = TelegramChannel(creds.telegram_bot_token, creds.telegram_chat_id,
+                                       base_url=base_url or DEFAULT_BASE_URL)
+            channels.append(commands)
+        if email is not None:
+            channels.append(EmailChannel(email))
+        alerts = AlertService(channels, mode=(engine.venue.mode or mode).upper())
+        return AlertServices(engine, alerts, commands=commands)
 
     return [factory]

@@ -140,6 +140,15 @@ def _commands_epilog() -> str:
 # ----- entry point and error mapping -----------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
+    from monitoring.logging_setup import flush_logs
+
+    try:
+        return _main(argv)
+    finally:
+        flush_logs()              # log writes happen on a listener thread: written before we return
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.umask(0o077)           # every file this process creates is the operator's alone
     if not logging.getLogger().handlers:     # commands without a log: no "last resort" echo
@@ -162,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         line = redact(line)                       # an exchange reply may echo a key or signature
         log.error("%s", line, exc_info=exc if code == EXIT_FAILED else None,
                   extra={"file_only": True})
+        from monitoring.logging_setup import flush_logs
+
+        flush_logs()              # the queued log lines first: the operator's last line is this one
         print(line, file=sys.stderr)
         return code
 
@@ -210,7 +222,12 @@ def _run_arguments(p: argparse.ArgumentParser, demo: bool) -> None:
     if not demo:
         p.add_argument("--config", type=Path, help="config.json exported by the backtest app "
                        "(default: DATA_DIR/config.json, else the built-in example)")
-        p.add_argument("--replay", type=Path, metavar="CSV", help="replay historical bars from a CSV")
+        p.add_argument("--replay", type=Path, metavar="CSV", help="replay historical bars from a CSV "
+                       "(without it: the live market of the config's exchange)")
+        p.add_argument("--exchange-url", metavar="URL", help="a Binance-compatible exchange at another "
+                       "base URL for REST and WebSocket (the local simulator, a proxy)")
+        p.add_argument("--live", action="store_true", help="confirm trading REAL money when the config "
+                       "says paper_trading false and testnet false (refused without it)")
     p.add_argument("--data-dir", type=Path, help="where trades.db, state.json and logs live "
                    "(default: the per-user data folder; the demo uses a temporary folder, "
                    "removed at exit)")
@@ -311,6 +328,10 @@ def _print_status(store) -> None:
     print(f"open position: {'none' if trade is None else f'{trade.amount} @ {trade.entry_price}'}")
     print(f"trades: {stats.total_trades}, pnl {stats.total_pnl:.2f}, "
           f"win rate {'-' if stats.win_rate is None else f'{stats.win_rate:.1f}%'}")
+    from monitoring.kpis import kpis_from_store
+
+    for line in kpis_from_store(store).lines():      # the PRD's KPIs, WARNING past a threshold
+        print(line)
 
 
 def clear_halt(data_dir: Path) -> int:
@@ -397,7 +418,7 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     (speed, config, replay file, window), then the folder itself (pre-flight), then the engine."""
     from agent.data_folder import identity_of, preflight
     from agent.paper_venue import PaperVenue
-    from monitoring.logging_setup import setup_logging
+    from monitoring.logging_setup import set_log_mode, setup_logging
     from persistence.paths import default_data_dir
 
     setup_logging(None, args.log_level, console=True)
@@ -405,20 +426,22 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
     temp_dir: Path | None = None
     data_dir = args.data_dir if args.data_dir is not None else (None if demo else default_data_dir())
     config = _resolve_config(args, data_dir, demo)
-    if not demo:
-        if args.replay is None:
-            raise UsageError("live market data is not supported yet: run a replay "
-                             "(--replay CSV), or try `trading-agent demo`")
-        if not args.replay.is_file():
-            raise UsageError(f"replay file not found: {args.replay}")
+    live_market = not demo and args.replay is None
+    if not demo and not live_market and not args.replay.is_file():
+        raise UsageError(f"replay file not found: {args.replay}")
+    mode = config.mode if live_market else PaperVenue.mode     # a replay always trades on paper
+    set_log_mode(mode)
+    if not live_market and getattr(args, "exchange_url", None):
+        raise UsageError("--exchange-url is for the live market; a --replay reads its bars from the CSV")
     if not args.no_gui:
         _check_gui_can_start()
+    if live_market:
+        _check_live_confirmed(config, args)
     if data_dir is None:
         temp_dir = data_dir = Path(tempfile.mkdtemp(prefix="trading-agent-demo-"))
     try:
-        mode = PaperVenue.mode          # every session trades on paper until the exchange venue lands
         checked = preflight(data_dir, identity_of(config, mode))
-        setup_logging(data_dir / "logs", args.log_level, console=True)
+        setup_logging(data_dir / "logs", args.log_level, console=True, mode=mode)
         if temp_dir is not None:
             log.info("demo: temporary data folder %s (removed at exit)", data_dir)
         elif checked.new_folder or checked.new_ledger:
@@ -430,8 +453,8 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
             log.warning("%s", args.config_note)
         for warning in _run_warnings(config, mode):
             log.warning("config: %s", warning)
-        csv_path = _write_demo_sample(data_dir) if demo else args.replay
-        return _drive(args, config, data_dir, csv_path, speed, demo)
+        csv_path = None if live_market else (_write_demo_sample(data_dir) if demo else args.replay)
+        return _drive(args, config, data_dir, csv_path, speed, demo, mode)
     finally:
         if temp_dir is not None:
             _close_file_logs()
@@ -454,28 +477,76 @@ def _check_gui_can_start() -> None:
         raise UsageError(reason)
 
 
-def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_path: Path,
-           speed: float | None, demo: bool) -> int:
+def _check_live_confirmed(config: AgentConfig, args: argparse.Namespace) -> None:
+    """Real money needs two deliberate steps: the config says so AND the command line says so."""
+    if config.mode == "live" and not args.live and not args.no_gui:
+        from ui.live_confirm import confirm_live
+
+        if confirm_live(config):
+            log.warning("LIVE trading confirmed in the window for %s", config.exchange.trading_pair)
+            return
+        raise Refused("live trading was not confirmed in the window (type the pair to confirm, "
+                      "or pass --live)")
+    if config.mode == "live" and not args.live:
+        raise Refused(f"the config trades REAL money on {config.exchange.exchange_name} "
+                      f"{config.exchange.trading_pair} (paper_trading false, testnet false); "
+                      "add --live to confirm, or set paper_trading true")
+    if args.live and config.mode != "live":
+        raise UsageError(f"--live confirms real-money trading, but the config trades on "
+                         f"{config.mode}: drop --live, or set paper_trading and testnet false")
+
+
+def _check_exchange_ready(config: AgentConfig, creds, exchange_url: str | None) -> None:
+    """Before any order at an exchange: it answers, the key is accepted and may trade spot; a
+    key that can withdraw is a warning. A refusal is one line, exit 3, before the engine starts."""
+    from agent.live_safety import check_live_ready
+    from agent.session import exchange_client
+
+    async def check():
+        client = exchange_client(config, api_key=creds.api_key, secret=creds.api_secret,
+                                 password=creds.get("api_passphrase"), exchange_url=exchange_url)
+        try:
+            return await check_live_ready(config, creds, client)
+        finally:
+            await client.close()
+
+    readiness = asyncio.run(check())
+    readiness.log()
+    if not readiness.ok:
+        raise Refused(readiness.refusal)
+
+
+def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_path: Path | None,
+           speed: float | None, demo: bool, mode: str) -> int:
     from agent.credentials import CredentialError, load_for_config
 
     try:       # every value found is registered with the redactor before anything can log it
         creds = load_for_config(config, None if demo else args.config)
     except CredentialError as exc:
         raise UsageError(str(exc)) from None
+    if mode != "paper" and not (creds.api_key and creds.api_secret):
+        raise Refused(f"{mode} trading needs exchange credentials: {creds.missing_message()}")
+    if mode != "paper":
+        _check_exchange_ready(config, creds, args.exchange_url)
 
     def make_engine():
-        from agent.session import replay_session
+        from agent import session
 
-        return replay_session(config, data_dir, csv_path, speed)
+        if csv_path is not None:
+            return session.replay_session(config, data_dir, csv_path, speed)
+        return session.market_session(config, data_dir, mode, api_key=creds.api_key,
+                                      secret=creds.api_secret, password=creds.get("api_passphrase"),
+                                      exchange_url=args.exchange_url)
 
     if args.no_gui:
         from agent.alert_bridge import headless_services
         from agent.headless import run_headless
 
         return asyncio.run(run_headless(make_engine, services=headless_services(config, creds, data_dir)))
+    from agent.alert_bridge import headless_services
     from ui.app import run_gui
 
-    return run_gui(make_engine, autostart=True)
+    return run_gui(make_engine, autostart=True, services=headless_services(config, creds, data_dir))
 
 
 def _write_demo_sample(data_dir: Path) -> Path:

@@ -36,13 +36,14 @@ from agent.events import (BalanceChanged, BarClosed, EngineStateChanged, EventBu
                           PriceTick, ReplayFinished)
 from agent.execution import Execution, Outbox, TradeInvariantBroken, signal_record
 from agent.order_manager import OrderManager, OrderUnresolved
+from agent.reconcile import reconcile
 from agent.recovery import recover_orders
 from agent.risk_manager import RiskLimits, RiskManager
 from agent.state_machine import (POSITION_TABLE, RUN_TABLE, IllegalTransition, PositionState,
                                  RunState, StateMachine, Trigger)
 from agent.state_mirror import StateMirror
 from agent.strategy import Decision, SellerExhaustionStrategy, StrategyParams
-from agent.venue import OrderUpdate, Venue
+from agent.venue import OrderOutcomeUnknown, OrderUpdate, Venue
 from data import market as mk
 from data.bar import Bar, iso_utc
 from persistence.paths import DataDir, DataDirLock
@@ -333,9 +334,20 @@ class Engine:
             self._flush(durable=True, force_state=True)
             self.store.close()
             await self.venue.close()
+            await self._close_source()
             self._lock_file.release()
         self._finished.set()
         log.info("engine stopped")
+
+    async def _close_source(self) -> None:
+        """A live source holds an exchange connection and a candle cache: closed with the engine."""
+        closer = getattr(self.source, "close", None)
+        if closer is None:
+            return
+        try:
+            await closer()
+        except Exception:
+            log.exception("closing the market data source failed")
 
     async def settle(self) -> None:
         """Return once the market step or order flow in progress (if any) has finished: a
@@ -370,16 +382,21 @@ class Engine:
         self.acct.trade = self.store.open_trade()
         self._pos.force(PositionState.INITIALIZING)
         self._booted = True                           # memory now holds what the store says
-        recovered = await recover_orders(self.store, self.orders, self.ex)
-        self._deferred = recovered.deferred
+        at_exchange = self.venue.mode != "paper"
+        if at_exchange:                               # the exchange is the truth: agree or halt
+            recovered = await reconcile(self.store, self.orders, self.ex, self.venue, rules,
+                                        self.config.exchange.base_currency)
+        else:
+            recovered = await recover_orders(self.store, self.orders, self.ex)
+            self._deferred = recovered.deferred
         if recovered.halt_reason:
-            self.halt_reason = recovered.halt_reason
+            self.halt_reason = redact(recovered.halt_reason)
         if self._pos.state is PositionState.INITIALIZING:
             self._pos.transition(Trigger.CONNECTED)
         if self._trade is not None:
             log.warning("restored open position: trade %s, %.8g %s @ %.8g", self._trade.id,
                         self._trade.amount, self.config.exchange.base_currency, self._trade.entry_price)
-            if not self.ex.resting_exits() and not self._deferred:
+            if not at_exchange and not self.ex.resting_exits() and not self._deferred:
                 log.warning("trade %s had no exits resting at the venue: placing them", self._trade.id)
                 await self.ex.protect()
         self._flush(durable=True)
@@ -568,7 +585,7 @@ class Engine:
         out = self._outbox
         out.append(BarClosed(bar, decision))
         out.append(PriceTick(close_ts, bar.close))
-        balance = (a.balance, a.equity(), a.day_pnl(), a.unrealized())
+        balance = a.figures()
         if balance != self._last_balance:             # flat, nothing moves: nothing to say
             self._last_balance = balance
             out.append(BalanceChanged(close_ts, *balance))
@@ -625,17 +642,32 @@ class Engine:
         verdict = self.risk.check(balance=self.acct.balance, equity=self.acct.equity(), entry=reference,
                                   risk_stop=p.risk_stop, signal_close=p.signal.close, open_positions=0,
                                   day=self.acct.day)
-        if not verdict.approved:
+        refusal = f"risk check: {verdict.reason}" if not verdict.approved else \
+            await self._book_refusal(verdict.amount)
+        if refusal is not None:
             self.ex.pending = None
             self.ex.transition(Trigger.REJECTED)
-            self.ex.record_signal(p.signal, "SKIPPED", f"risk check: {verdict.reason}")
-            log.warning("signal at %s not traded: %s", iso_utc(p.bar_ts), verdict.reason)
+            self.ex.record_signal(p.signal, "SKIPPED", refusal)
+            log.warning("signal at %s not traded: %s", iso_utc(p.bar_ts), refusal)
             return
         order = OrderRecord(
             client_order_id=self.orders.new_client_order_id(f"E{p.bar_ts}"), trade_id=None,
             side="buy", type="market", amount=verdict.amount, created_ts=self.clock.now_ms(),
             purpose="entry", expected_price=reference)
         await self.ex.enter(order, p)
+
+    async def _book_refusal(self, amount: float) -> str | None:
+        """A venue with an order book is asked what buying `amount` now would cost: beyond
+        slippage_tolerance_percent against the best ask, the entry is skipped (exits never are)."""
+        quote_buy = getattr(self.venue, "quote_buy", None)
+        if quote_buy is None:
+            return None
+        try:
+            quote = await quote_buy(amount)
+        except OrderOutcomeUnknown as exc:
+            return f"slippage check: {exc}"
+        why = quote.refusal(self.config.risk_management.slippage_tolerance_percent)
+        return None if why is None else f"slippage check: {why}"
 
     # ----- venue reports ----------------------------------------------------------------------
     def _deliver(self, update: OrderUpdate) -> None:

@@ -15,6 +15,10 @@ data.exchange. The engine cannot tell it from the paper venue.
 - Fills are reported at the exchange's average price and time; fees are converted to quote
   currency; a buy whose commission was taken in the base asset reports the NET amount received
   (what can be sold) and the commission's quote value as the fee.
+- Entries: `quote_buy` walks the order book for the exact size (the engine skips an entry whose
+  estimated slippage is beyond its tolerance). A market entry the exchange acknowledges without
+  filling it at once is watched for `order_timeout_s`; then what is left of it is canceled (never
+  sent again) and its final view reported: a partial fill becomes the position.
 - Order updates come from polling the orders this venue placed (fetch_order by id) every
   `poll_interval_s`, and from every answer the exchange gives about an order.
 """
@@ -28,7 +32,8 @@ from typing import Any
 
 import ccxt
 
-from agent.venue import MarketRules, OrderOutcomeUnknown, OrderRejected, OrderUpdate, UpdateCallback
+from agent.venue import (BookQuote, MarketRules, OrderOutcomeUnknown, OrderRejected, OrderUpdate,
+                         UpdateCallback, walk_asks)
 from data.exchange import ExchangeClient
 from data.exchange_errors import ErrorClass, SubmitAmbiguous, classify, redact
 from data.market_rules import PairRules
@@ -44,7 +49,8 @@ class ExchangeVenue:
     supports_oco = True
 
     def __init__(self, client: ExchangeClient, symbol: str, *, mode: str = "testnet",
-                 poll_interval_s: float = 1.0, owns_client: bool = True) -> None:
+                 poll_interval_s: float = 1.0, owns_client: bool = True,
+                 order_timeout_s: float = 30.0) -> None:
         if mode not in ("testnet", "live"):
             raise ValueError(f"an exchange venue is testnet or live, not {mode!r}")
         self.client = client
@@ -52,6 +58,8 @@ class ExchangeVenue:
         self.base, self.quote = symbol.split("/")
         self.mode = mode
         self.poll_interval_s = poll_interval_s
+        self.order_timeout_s = order_timeout_s
+        self._deadlines: dict[str, asyncio.Task] = {}  # entry client id -> its timeout
         self.owns_client = owns_client
         self.rules: PairRules | None = None
         self._callback: UpdateCallback | None = None
@@ -78,6 +86,28 @@ class ExchangeVenue:
     def on_update(self, callback: UpdateCallback) -> None:
         self._callback = callback
 
+    def remember(self, order: OrderRecord) -> None:
+        """An order of ours from before a restart (the store's row): lookups describe it as ours
+        (purpose, reason), not as a foreign order."""
+        self._known.setdefault(order.client_order_id, replace(order))
+
+    # ----- order book -------------------------------------------------------------------------
+    async def quote_buy(self, amount: float) -> BookQuote:
+        """Buying `amount` at market now, estimated from the order book (deeper when the first
+        100 levels do not hold it)."""
+        book: dict = {}
+        for limit in (100, 1000):
+            try:
+                book = await self.client.order_book(self.symbol, limit)
+            except ccxt.BaseError as exc:
+                raise OrderOutcomeUnknown(f"order book of {self.symbol} unavailable: {type(exc).__name__}") from exc
+            quote = walk_asks(book.get("asks") or [], amount)
+            if quote is None:
+                raise OrderOutcomeUnknown(f"order book of {self.symbol} has no asks")
+            if quote.fillable + 1e-12 >= amount or len(book.get("asks") or []) < limit:
+                return quote
+        return quote
+
     # ----- orders -----------------------------------------------------------------------------
     async def place(self, order: OrderRecord) -> OrderRecord:
         rules = await self._pair_rules()
@@ -103,7 +133,9 @@ class ExchangeVenue:
             return await self._after_ambiguous(order, exc)
         except ccxt.BaseError as exc:
             raise OrderRejected(f"{order.client_order_id}: {type(exc).__name__}: {redact(str(exc))[:300]}") from exc
-        return await self._view(order, raw)
+        view = await self._view(order, raw)
+        self._arm_entry_timeout(view)
+        return view
 
     async def place_exit_group(self, legs: list[OrderRecord]) -> list[OrderRecord]:
         if not legs or len({leg.group_id for leg in legs}) != 1 or legs[0].group_id is None:
@@ -210,11 +242,53 @@ class ExchangeVenue:
 
     async def close(self) -> None:
         self._closed = True
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
+        tasks = [t for t in (self._poller, *self._deadlines.values()) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._deadlines.clear()
         if self.owns_client:
             await self.client.close()
+
+    # ----- entry timeout ------------------------------------------------------------------------
+    def _arm_entry_timeout(self, view: OrderRecord) -> None:
+        """A market entry still working at the exchange: cancel what is left of it after
+        order_timeout_s (PRD: wait for the fill, then cancel; never retry)."""
+        cid = view.client_order_id
+        if view.purpose != "entry" or view.status != "open" or cid in self._deadlines or self._closed:
+            return
+        log.warning("entry %s acknowledged but not filled (%.8g of %.8g): waiting up to %g s for the fill",
+                    cid, view.filled_amount, view.amount, self.order_timeout_s)
+        self._deadlines[cid] = asyncio.get_running_loop().create_task(
+            self._entry_deadline(cid), name=f"entry-timeout {cid}")
+
+    async def _entry_deadline(self, cid: str) -> None:
+        try:
+            await asyncio.sleep(self.order_timeout_s)
+            while not self._closed and cid in self._watch:
+                try:
+                    final = await self.cancel_after_timeout(cid)
+                except (OrderOutcomeUnknown, OrderRejected) as exc:
+                    log.warning("canceling entry %s after its timeout failed (%s); trying again", cid, exc)
+                    await asyncio.sleep(self.poll_interval_s)
+                    continue
+                if final is not None and final.status != "open" and self._callback is not None:
+                    self._callback(OrderUpdate(replace(final), final.updated_ts or self._now()))
+                if final is None or final.status != "open":
+                    return
+                await asyncio.sleep(self.poll_interval_s)
+        finally:
+            self._deadlines.pop(cid, None)
+
+    async def cancel_after_timeout(self, cid: str) -> OrderRecord | None:
+        before = self._known.get(cid)
+        log.warning("entry %s not filled within %g s (%.8g of %.8g filled): canceling the rest, "
+                    "not retrying", cid, self.order_timeout_s, before.filled_amount if before else 0.0,
+                    before.amount if before else 0.0)
+        if before is not None:     # every later view of it (the poller's too) carries the reason
+            self._known[cid] = replace(before, reason=f"not filled within order_timeout_seconds "
+                                                      f"({self.order_timeout_s:g} s): the rest canceled, not retried")
+        return await self.cancel(cid)
 
     # ----- internals --------------------------------------------------------------------------
     def _now(self) -> int:
@@ -232,6 +306,7 @@ class ExchangeVenue:
         self._known.setdefault(order.client_order_id, replace(order))
         found = await self._lookup_quiet(order)
         if found is not None:
+            self._arm_entry_timeout(found)
             return found
         raise OrderOutcomeUnknown(f"{order.client_order_id}: {exc}") from exc
 

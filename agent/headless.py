@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
+from monitoring.logging_setup import flush_logs
 from monitoring.redaction import redact
 from monitoring.systemd import SdNotifier, status_line
 
@@ -49,11 +50,11 @@ def engine_status_line(engine) -> str:
 
 
 def _flush_logs() -> None:
-    for handler in logging.getLogger().handlers:
-        try:
-            handler.flush()
-        except Exception:
-            pass
+    """Log lines are written by a listener thread: wait for them before printing or exiting."""
+    try:
+        flush_logs()
+    except Exception:                    # never let logging stop an exit
+        pass
 
 
 async def run_headless(make_engine: Callable[[], object],
@@ -83,7 +84,13 @@ async def run_headless(make_engine: Callable[[], object],
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
 
-    def publish_status(_event=None) -> None:
+    from agent.events import BalanceChanged, EngineStateChanged, PositionClosed, PositionOpened
+
+    status_events = (EngineStateChanged, PositionOpened, PositionClosed, BalanceChanged)
+
+    def publish_status(event=None) -> None:
+        if event is not None and not isinstance(event, status_events):
+            return                           # prices and bars: the line changes with the balance
         try:
             notifier.status(engine_status_line(engine))
         except Exception:                    # never let supervision disturb the engine
@@ -110,6 +117,7 @@ async def run_headless(make_engine: Callable[[], object],
                       "details above")
             notifier.status(engine_status_line(engine))
             await engine.stop()
+            _flush_logs()
             print(f"error: {redact(failures[-1] if failures else engine.run_state)} "
                   f"(details in {logs})", file=sys.stderr)
             return EXIT_FAILED
@@ -140,10 +148,12 @@ async def run_headless(make_engine: Callable[[], object],
                  f", {stats.total_trades} closed trades, realised pnl {stats.total_pnl:.2f}" if stats else "",
                  f", HALTED: {status.halt_reason}" if status.halt_reason else "")
         if status.run_state == "ERROR" or failures:
+            _flush_logs()
             print(f"error: {redact(failures[-1] if failures else 'the engine failed')} "
                   f"(details in {logs})", file=sys.stderr)
             return EXIT_FAILED
         if status.halt_reason:
+            _flush_logs()
             print(f"halted: {redact(status.halt_reason)}; clear it with `trading-agent clear-halt "
                   f"--data-dir {getattr(engine, 'data_dir', 'DATA_DIR')}` once reviewed", file=sys.stderr)
             return EXIT_HALTED

@@ -176,6 +176,13 @@ class PaperVenue:
         self.close_now()
 
     def close_now(self) -> None:
+        """Close the account's file, with the last market event seen (a clean stop resumes
+        exactly; after a crash the cursor is the one of the last order change, and the events
+        seen since then changed nothing, so matching them again changes nothing either)."""
+        try:
+            self._save()
+        except sqlite3.Error as exc:
+            log.warning("paper venue: could not record its last market event: %s", exc)
         self._conn.close()
 
     # ----- market data ------------------------------------------------------------------------

@@ -47,6 +47,29 @@ class PaperRoutedSource:
             self.venue.on_market(event)
             yield event
 
+    async def close(self) -> None:
+        await _close_feed(self.feed)
+
+
+class LiveSource:
+    """A live feed as the engine's market source when orders go to an exchange: the exchange
+    itself fills the resting orders, so nothing is routed."""
+
+    def __init__(self, feed: LiveFeed) -> None:
+        self.feed = feed
+
+    def events(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
+        return self.feed.stream(resume_after_ts)
+
+    async def close(self) -> None:
+        await _close_feed(self.feed)
+
+
+async def _close_feed(feed: object) -> None:
+    closer = getattr(feed, "close", None)          # a live feed holds a connection and a cache
+    if closer is not None:
+        await closer()
+
 
 def paper_venue(config: AgentConfig, data_dir: Path) -> PaperVenue:
     ex, bp = config.exchange, config.backtest_params
@@ -145,7 +168,8 @@ def exchange_session(config: AgentConfig, data_dir: Path, source: MarketSource, 
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     venue = ExchangeVenue(client, config.exchange.trading_pair,
                           mode="testnet" if config.exchange.testnet else "live",
-                          poll_interval_s=poll_interval_s, owns_client=owns_client)
+                          poll_interval_s=poll_interval_s, owns_client=owns_client,
+                          order_timeout_s=config.risk_management.order_timeout_seconds)
     return Engine(config, data_dir=data_dir, source=source, venue=venue, clock=clock or WallClock(),
                   source_factory=source_factory)
 
@@ -169,6 +193,9 @@ class ExchangeRoutedSource:
                 except Exception as exc:
                     log.warning("order look-up before the bar close failed: %s", exc)
             yield event
+
+    async def close(self) -> None:
+        await _close_feed(self.feed)
 
 
 def live_exchange_session(config: AgentConfig, data_dir: Path, client: ExchangeClient, *,
@@ -197,3 +224,18 @@ def live_exchange_session(config: AgentConfig, data_dir: Path, client: ExchangeC
                               source_factory=make_source)
     source.venue = engine.venue
     return engine
+
+
+def market_session(config: AgentConfig, data_dir: Path, mode: str, *, api_key: str | None,
+                   secret: str | None, password: str | None = None,
+                   exchange_url: str | None = None) -> Engine:
+    """The live market of the config's exchange: paper orders on live prices ("paper"), or
+    orders at the exchange ("testnet", "live"), one ccxt.pro instance for feed and venue."""
+    client = exchange_client(config, api_key=api_key, secret=secret, password=password,
+                             exchange_url=exchange_url)
+    if mode == "paper":
+        return live_paper_session(config, data_dir, client.ex)
+    if mode not in ("testnet", "live"):
+        raise ValueError(f"unknown trading mode {mode!r}")
+    feed = live_feed(config, data_dir, client.ex, balance=client.balance)   # health: balance readable
+    return exchange_session(config, data_dir, LiveSource(feed), client, owns_client=False)

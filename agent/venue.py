@@ -56,6 +56,49 @@ class OrderUpdate:
 UpdateCallback = Callable[[OrderUpdate], None]
 
 
+@dataclass(frozen=True, slots=True)
+class BookQuote:
+    """What buying `amount` at market would cost now, walked through the venue's order book."""
+
+    amount: float                 # asked for, base currency
+    best_ask: float
+    average_price: float          # volume-weighted over what the book can fill
+    fillable: float               # how much of `amount` the book (as fetched) can fill
+
+    @property
+    def slippage_percent(self) -> float:
+        """Average fill price against the best ask, in percent."""
+        return (self.average_price - self.best_ask) / self.best_ask * 100.0
+
+    def refusal(self, tolerance_percent: float) -> str | None:
+        """Why an entry of `amount` should not be sent (None: it may)."""
+        if self.fillable + 1e-12 < self.amount:
+            return (f"order book too thin: it holds {self.fillable:.8g} of the {self.amount:.8g} "
+                    f"to buy (best ask {self.best_ask:.8g})")
+        if self.slippage_percent > tolerance_percent:
+            return (f"estimated slippage {self.slippage_percent:.3f}% (average {self.average_price:.8g} "
+                    f"vs best ask {self.best_ask:.8g} for {self.amount:.8g}) exceeds the tolerance "
+                    f"of {tolerance_percent:g}%")
+        return None
+
+
+def walk_asks(asks: list, amount: float) -> BookQuote | None:
+    """A BookQuote from ask levels [[price, qty], ...] best first (None: the book is empty)."""
+    levels = [(float(p), float(q)) for p, q, *_ in asks if p is not None and q is not None and float(q) > 0]
+    if not levels:
+        return None
+    left, cost = amount, 0.0
+    for price, qty in levels:
+        take = min(qty, left)
+        cost += take * price
+        left -= take
+        if left <= 1e-15:
+            break
+    filled = amount - max(left, 0.0)
+    average = cost / filled if filled > 0 else levels[0][0]
+    return BookQuote(amount=amount, best_ask=levels[0][0], average_price=average, fillable=filled)
+
+
 class Venue(Protocol):
     mode: str                     # "paper" | "testnet" | "live"
     supports_oco: bool            # one exit group = one order list at the venue
@@ -91,5 +134,9 @@ class Venue(Protocol):
     def on_update(self, callback: UpdateCallback) -> None:
         """Register the one consumer of order updates (the engine)."""
         ...
+
+    # Optional capability (a venue with an order book to ask): `async def quote_buy(amount) ->
+    # BookQuote`, raising OrderOutcomeUnknown when the book cannot be read. The engine checks an
+    # entry's estimated slippage with it before sending; a venue without it is not asked.
 
     async def close(self) -> None: ...

@@ -24,10 +24,14 @@ class TrueRange:
         """True range of this bar given the previous bar's close."""
         prev = self._prev_close
         self._prev_close = float(close)
-        span = high - low
+        span = float(high - low)
         if prev != prev:
-            return float(span)
-        return float(max(span, abs(high - prev), abs(low - prev)))
+            return span
+        # max(span, |high-prev|, |low-prev|), first of equals, without building a call
+        up, down = float(abs(high - prev)), float(abs(low - prev))
+        if up > span:
+            span = up
+        return down if down > span else span
 
 
 class Atr:

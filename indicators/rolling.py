@@ -68,11 +68,12 @@ class RollingMean:
             old = buf[0]
             if old == old:
                 self._nobs -= 1
+                total = self._sum
                 y = -old - self._comp_rem
-                t = self._sum + y
-                self._comp_rem = t - self._sum - y
+                t = total + y
+                self._comp_rem = t - total - y
                 self._sum = t
-                if math.copysign(1.0, old) < 0:
+                if old < 0.0 or old == 0.0 and math.copysign(1.0, old) < 0.0:   # signbit
                     self._neg -= 1
                 must_sync = abs(t) < self._peak * RESYNC_DROP
         elif not buf:
@@ -80,13 +81,14 @@ class RollingMean:
         buf.append(x)
         if x == x:
             self._nobs += 1
+            total = self._sum
             y = x - self._comp_add
-            t = self._sum + y
-            self._comp_add = t - self._sum - y
+            t = total + y
+            self._comp_add = t - total - y
             self._sum = t
             if abs(t) > self._peak:
                 self._peak = abs(t)
-            if math.copysign(1.0, x) < 0:
+            if x < 0.0 or x == 0.0 and math.copysign(1.0, x) < 0.0:
                 self._neg += 1
             # pandas GH#42064: a window of one repeated value has exactly that mean.
             self._same = self._same + 1 if x == self._prev else 1
@@ -100,12 +102,10 @@ class RollingMean:
         nobs = self._nobs
         if nobs < self.window:
             return math.nan
-        result = self._sum / nobs
         if self._same >= nobs:
             return self._prev
-        if self._neg == 0 and result < 0.0:
-            return 0.0
-        if self._neg == nobs and result > 0.0:
+        result = self._sum / nobs
+        if self._neg == 0 and result < 0.0 or self._neg == nobs and result > 0.0:
             return 0.0
         return result
 

@@ -25,6 +25,7 @@ from monitoring.redaction import redact
 log = logging.getLogger(__name__)
 
 LEVEL_ICON = {"INFO": "ℹ️", "WARNING": "⚠️", "ERROR": "❗", "CRITICAL": "🚨"}
+LEVEL_RANK = {"INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +41,17 @@ class Alert:
 
 
 class Channel(Protocol):
+    """A way to the operator. A channel with a `min_level` attribute (e.g. "ERROR": the email
+    backup channel) gets only alerts at or above it."""
+
     name: str
 
     async def send(self, text: str) -> None: ...
+
+
+def _accepts(channel: Channel, level: str) -> bool:
+    floor = getattr(channel, "min_level", None)
+    return floor is None or LEVEL_RANK.get(level, 0) >= LEVEL_RANK.get(str(floor).upper(), 0)
 
 
 class AlertService:
@@ -58,13 +67,13 @@ class AlertService:
         self.retries = retries
         self.retry_delay_s = retry_delay_s
         self._clock = clock
-        self._queue: deque[str] = deque()
+        self._queue: deque[tuple[str, str]] = deque()      # (level, text)
         self._queue_size = queue_size
         self._wakeup: asyncio.Event | None = None
         self._last_sent: dict[str, float] = {}
         self._repeats: dict[str, int] = {}
         self._sent_times: deque[float] = deque()
-        self._coalesced: list[str] = []
+        self._coalesced: list[tuple[str, str]] = []
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -91,7 +100,7 @@ class AlertService:
         if len(self._queue) >= self._queue_size:
             self._queue.popleft()
             self.dropped += 1
-        self._queue.append(text)
+        self._queue.append((alert.level, text))
         if self._wakeup is not None:
             self._wakeup.set()
         return True
@@ -141,15 +150,18 @@ class AlertService:
                 continue
             if self._coalesced:
                 batch, self._coalesced = self._coalesced, []
+                level = max((lv for lv, _ in batch), key=lambda lv: LEVEL_RANK.get(lv, 0))
                 text = (f"[{self.mode}] {len(batch)} alerts held back by the rate limit:\n"
-                        + "\n".join(line.splitlines()[0] for line in batch))[:4000]
+                        + "\n".join(line.splitlines()[0] for _, line in batch))[:4000]
             else:
-                text = self._queue.popleft()
+                level, text = self._queue.popleft()
             self._sent_times.append(now)
-            await self._deliver(text)
+            await self._deliver(text, level)
 
-    async def _deliver(self, text: str) -> None:
+    async def _deliver(self, text: str, level: str = "CRITICAL") -> None:
         for channel in self.channels:
+            if not _accepts(channel, level):
+                continue
             for attempt in range(self.retries + 1):
                 try:
                     await asyncio.wait_for(channel.send(text), self.send_timeout_s)

@@ -329,9 +329,21 @@ def test_refused_runs_create_no_data_folder(tmp_path, sample_csv):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert replay(tmp_path / "a", sample_csv, config=bad).returncode == 2
-    live = run("--data-dir", str(tmp_path / "b"), "--no-gui")
-    assert live.returncode == 2 and "not supported yet" in one_line(live)
+    real_money = tmp_path / "live.json"
+    raw = json.loads((ROOT / "config.json").read_text())
+    raw["exchange"].update(paper_trading=False, testnet=False)
+    real_money.write_text(json.dumps(raw))
+    live = run("--data-dir", str(tmp_path / "b"), "--no-gui", "--config", str(real_money))
+    assert live.returncode == 3 and "--live" in one_line(live)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_an_unreachable_exchange_ends_the_live_run_with_one_line_and_exit_1(tmp_path):
+    result = run("--data-dir", str(tmp_path / "d"), "--no-gui", "--exchange-url", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]           # after the run's own log lines
+    assert line.startswith("error: market data lost: warm-up failed") and "127.0.0.1:9" in line
+    assert "Traceback" not in result.stderr
 
 
 def test_validate_config_into_a_closed_pipe_prints_no_traceback(tmp_path):

@@ -300,7 +300,7 @@ class Crash(Exception):
 def kill(engine: Engine) -> None:
     """What the OS leaves after the process dies: whatever was committed, nothing more."""
     engine.store.close()
-    engine.venue.close_now()
+    engine.venue._conn.close()
     engine._lock_file.release()
 
 
@@ -459,3 +459,86 @@ async def test_fills_count_only_from_the_venue_update_stream_even_when_it_repeat
 def vars_of(record) -> dict:
     from dataclasses import asdict
     return asdict(record)
+
+
+async def test_a_pending_signal_restored_at_start_up_enters_at_the_first_live_price(tmp_path):
+    """Stopped right after the signal bar: the pending entry is in the checkpoint, and the
+    restarted engine enters it at the next bar's open (SIGNAL on the first live event)."""
+    from agent.accounting import Checkpoint
+
+    series = bars((ENTRY, 102, 100, 101), (101, 115, 100, 110))
+    first = await run(tmp_path, series[:SIGNAL + 1])
+    pending = Checkpoint.load(first.store).pending
+    await first.stop()
+    assert pending is not None and pending.bar_ts == at(SIGNAL)
+    states: list[str] = []
+    csv = tmp_path / "all.csv"
+    write_csv(series, csv)
+    again = replay_session(config(), tmp_path / "data", csv, speed=None)
+    again.bus.subscribe(lambda e: isinstance(e, EngineStateChanged) and states.append(e.position_state))
+    await again.start()
+    await again.wait_finished()
+    trades = again.store.closed_trades()
+    signals = [(s.bar_ts, s.action) for s in again.store.signals()]
+    await again.stop()
+    assert [(t.entry_ts, t.entry_price, t.exit_reason) for t in trades] == [(at(7), ENTRY, "FIB_61.8")]
+    assert signals == [(at(SIGNAL), "ENTERED")]
+    assert "IN_POSITION" in states and states.index("IN_POSITION") < states.index("MONITORING", 1)
+
+
+async def test_a_start_up_that_fails_before_the_store_is_read_overwrites_nothing(tmp_path):
+    """Until boot has read the store, memory holds defaults: a failed start must not write them
+    over the checkpoint or state.json."""
+    from agent.accounting import Checkpoint
+
+    first = await run(tmp_path, bars((ENTRY, 102, 100, 101), (101, 102, 100, 101)))
+    kept = Checkpoint.load(first.store)
+    await first.stop()
+    state_before = (tmp_path / "data" / "state.json").read_text()
+    assert kept.balance is not None and kept.balance != 10_000.0, "a position is open: cash spent"
+
+    engine = replay_session(config(), tmp_path / "data", tmp_path / "bars.csv", speed=None)
+
+    async def no_rules():
+        raise ConnectionError("exchange unreachable")
+
+    engine.venue.market_rules = no_rules
+    await engine.start()
+    assert engine.run_state == "ERROR"
+    await engine.stop()
+    store = Store(tmp_path / "data" / "trades.db")
+    after = Checkpoint.load(store)
+    store.close()
+    assert after == kept
+    assert (tmp_path / "data" / "state.json").read_text() == state_before
+
+
+async def test_a_restart_at_a_slow_speed_replays_committed_bars_unpaced_and_never_marks_at_them(
+        tmp_path, monkeypatch):
+    """`--speed 2` after a restart: every committed bar is warmed at once (the chart seeds from
+    them when the first live bar arrives), only live bars are paced, and no committed bar's
+    price marks the restored position."""
+    head = bars((ENTRY, 102, 100, 101), (101, 102, 100, 101.5))[:9]
+    tail = [Bar(at(9 + i), 101.5, 102.0, 101.0, 101.5, 100.0) for i in range(3)]
+    first = await run(tmp_path, head)
+    assert first.store.open_trade() is not None
+    await first.stop()
+    csv = tmp_path / "all.csv"
+    write_csv(head + tail, csv)
+    engine = replay_session(config(), tmp_path / "data", csv, speed=2.0)
+    paced: list[tuple[int, int, float | None]] = []
+
+    async def wait_turn(loop, due):
+        paced.append((engine.pacer.position, len(engine.history()), engine.status().last_price))
+        return None                                    # the test does not wait for real
+
+    monkeypatch.setattr(engine.pacer, "_wait_turn", wait_turn)
+    first_live: list[int] = []
+    engine.bus.subscribe(lambda e: type(e).__name__ == "BarClosed" and not first_live
+                         and first_live.append(len(engine.history())))
+    await engine.start()
+    await engine.wait_finished()
+    await engine.stop()
+    assert [p[0] for p in paced] == [9, 10, 11], "only the three live bars were paced"
+    assert paced[0][1:] == (9, None), "all committed bars warmed, no price from them"
+    assert first_live and first_live[0] >= 10, "the first live bar finds the whole history to seed the chart"

@@ -290,6 +290,50 @@ def test_zscore_incremental_matches_pandas_and_vectorized(
     assert zscore_agrees(mine, zscore_pandas(xs, window), xs, window, ref_is_pandas=True)
 
 
+def composed_zscore(window: int, resync: int | None, xs: np.ndarray) -> list[float]:
+    """The z-score as RollingMean and RollingVariance compose it (the form RollingZScore fuses)."""
+    mean_calc, var_calc = RollingMean(window, resync), RollingVariance(window, resync)
+    out = []
+    for x in xs.tolist():
+        mean, var = mean_calc.update(x), var_calc.update(x)
+        diff = x - mean
+        if var != var:
+            out.append(math.nan)
+        elif var > 0.0:
+            out.append(diff / math.sqrt(var))
+        else:
+            out.append(math.nan if diff == 0.0 or diff != diff else math.copysign(math.inf, diff))
+    return out
+
+
+@FAST
+@given(xs=series(max_size=900), window=st.integers(1, 700),
+       resync=st.sampled_from([1, 5, 64, None]), seed=st.integers(0, 2**32 - 1),
+       holes=st.sampled_from([0.0, 0.02]), signed=st.booleans())
+def test_zscore_is_bit_identical_to_composed_mean_and_variance(
+    xs: np.ndarray, window: int, resync: int | None, seed: int, holes: float, signed: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    xs = xs.copy()
+    if signed:   # negatives and signed zeros exercise the mean's sign bookkeeping
+        xs *= rng.choice([-1.0, 1.0], xs.size)
+        xs[rng.random(xs.size) < 0.05] = rng.choice([0.0, -0.0])
+    xs[rng.random(xs.size) < holes] = math.nan
+    mine = incremental(RollingZScore(window, resync), xs).tolist()
+    assert [repr(v) for v in mine] == [repr(v) for v in composed_zscore(window, resync, xs)]
+
+
+@FAST
+@given(bars=st.lists(st.tuples(st.floats(allow_infinity=False), st.floats(allow_infinity=False),
+                               st.floats(allow_infinity=False)), min_size=1, max_size=30))
+def test_true_range_is_the_max_of_the_three_spans(bars: list[tuple[float, float, float]]) -> None:
+    calc, prev = TrueRange(), math.nan
+    for high, low, close in bars:
+        expected = high - low if prev != prev else max(high - low, abs(high - prev), abs(low - prev))
+        assert repr(calc.update(high, low, close)) == repr(expected)
+        prev = close
+
+
 @FAST
 @given(xs=series(max_size=900), window=st.integers(1, 700))
 def test_variance_incremental_matches_two_pass_exact(xs: np.ndarray, window: int) -> None:

@@ -186,7 +186,7 @@ def test_canary_credentials_never_reach_a_file_or_the_output(tmp_path, fault, co
 
 
 @pytest.mark.slow
-def test_canaries_in_bad_config_values_and_an_open_dotenv_are_never_echoed(tmp_path):
+def test_canaries_in_bad_config_values_and_an_open_dotenv_are_never_echoed(tmp_path, sample_csv):
     from .conftest import DEFAULT_CONFIG
 
     data = tmp_path / "data"
@@ -214,7 +214,7 @@ def test_canaries_in_bad_config_values_and_an_open_dotenv_are_never_echoed(tmp_p
     dotenv = good / ".env"
     dotenv.write_text(f"EXCHANGE_API_KEY={KEY}\nEXCHANGE_API_SECRET={SECRET}\nTELEGRAM_BOT_TOKEN={TOKEN}\n")
     dotenv.chmod(0o644)
-    r = subprocess.run([sys.executable, "-m", "agent", "--no-gui", "--replay", "x.csv", "--config",
+    r = subprocess.run([sys.executable, "-m", "agent", "--no-gui", "--replay", str(sample_csv), "--config",
                         str(good / "config.json"), "--data-dir", str(data)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and f"chmod 600 {dotenv}" in r.stderr

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,14 @@ def test_iso_refuses_float_timestamps() -> None:
 @given(st.integers(min_value=0, max_value=4_102_444_800_000))   # 1970 .. 2100
 def test_iso_round_trips_every_millisecond(ts: int) -> None:
     assert ms_from_iso(iso_from_ms(ts)) == ts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=-62_135_596_800_000 + 86_400_000, max_value=253_402_300_799_999))
+def test_iso_text_is_strftimes_for_every_millisecond(ts: int) -> None:
+    secs, ms = divmod(ts, 1000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    assert iso_from_ms(ts) == (f"{text}.{ms:03d}Z" if ms else f"{text}Z")
 
 
 def test_timestamps_are_stored_as_iso_text(store: Store, db_path: Path) -> None:
@@ -373,6 +382,66 @@ def test_committed_work_survives_reopen(db_path: Path) -> None:
     s = Store(db_path)
     assert s.get_order("ta-E1-1") == make_order() and s.last_snapshot() == snap(T0, 100.0)
     s.close()
+
+
+def test_snapshots_are_in_the_file_after_the_commit_in_insertion_order(db_path: Path) -> None:
+    s = Store(db_path)
+    for i in range(5):
+        s.insert_snapshot(snap(T0 + i * MIN, 100.0 + i))
+    s.commit()
+    with sqlite3.connect(db_path) as other:
+        rows = other.execute("SELECT id, equity FROM balance_snapshots ORDER BY id").fetchall()
+    s.close()
+    assert rows == [(i + 1, 100.0 + i) for i in range(5)]
+
+
+class _CommitFailsOnce:
+    """The store's connection, whose next commit fails as a full disk would."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn, self._failed = conn, False
+
+    def commit(self) -> None:
+        if not self._failed:
+            self._failed = True
+            raise sqlite3.OperationalError("database or disk is full")
+        self._conn.commit()
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+
+def test_a_failed_commit_loses_its_snapshots_and_nothing_after_it(db_path: Path) -> None:
+    s = Store(db_path)
+    s.insert_snapshot(snap(T0, 100.0))
+    s.commit()
+    real = s._conn
+    s._conn = _CommitFailsOnce(real)
+    s.insert_snapshot(snap(T0 + MIN, 90.0))
+    with pytest.raises(StoreError, match="commit"):
+        s.commit()
+    s.insert_snapshot(snap(T0 + 2 * MIN, 95.0))
+    s.commit()
+    s._conn = real
+    s.close()
+    with sqlite3.connect(db_path) as other:
+        equities = [r[0] for r in other.execute("SELECT equity FROM balance_snapshots ORDER BY id")]
+    assert equities == [100.0, 95.0]
+
+
+def test_snapshot_into_a_read_only_or_closed_store_is_refused_at_once(db_path: Path) -> None:
+    Store(db_path).close()
+    ro = Store(db_path, read_only=True)
+    with pytest.raises(StoreError, match="read-only"):
+        ro.insert_snapshot(snap(T0, 100.0))
+    ro.close()
+    with pytest.raises(StoreError, match="closed"):
+        ro.insert_snapshot(snap(T0, 100.0))
+
+
+def test_snapshot_without_equity_is_refused_at_once(store: Store) -> None:
+    with pytest.raises(StoreError, match="snapshot"):
+        store.insert_snapshot(SnapshotRecord(T0, 100.0, None, 0.0, 0.0, None))  # type: ignore[arg-type]
 
 
 def test_write_blocked_by_another_writer_reports_the_lock(db_path: Path) -> None:

@@ -64,25 +64,33 @@ def gui_unavailable_reason(env: dict[str, str] | None = None,
     return None
 
 
-def run_gui(engine_factory: Callable[[], Engine], *, autostart: bool) -> int:
+def run_gui(engine_factory: Callable[[], Engine], *, autostart: bool, services=()) -> int:
     """Open the window over the engine `engine_factory()` builds (inside the running loop) and
     block until the operator closes it. With `autostart` the engine is started at once.
-    Returns the process exit code (0, or 1 when the engine did not stop cleanly)."""
+    Returns the process exit code (0, or 1 when the engine did not stop cleanly).
+    `services`: factories (engine -> object with async start/stop) run beside the engine, the
+    same alert services a headless run starts (agent.alert_bridge.headless_services)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Trading Agent")
     app.setQuitOnLastWindowClosed(False)   # the loop, not Qt, decides when we are done
     if sys.version_info >= (3, 12):
-        return asyncio.run(_main(engine_factory, autostart), loop_factory=lambda: qasync.QEventLoop(app))
+        return asyncio.run(_main(engine_factory, autostart, services),
+                           loop_factory=lambda: qasync.QEventLoop(app))
     loop = qasync.QEventLoop(app)          # Python 3.11: asyncio.run takes no loop_factory
     asyncio.set_event_loop(loop)
     with loop:
-        return loop.run_until_complete(_main(engine_factory, autostart))
+        return loop.run_until_complete(_main(engine_factory, autostart, services))
 
 
-async def _main(engine_factory: Callable[[], Engine], autostart: bool) -> int:
+async def _main(engine_factory: Callable[[], Engine], autostart: bool, services=()) -> int:
     engine = engine_factory()
+    running = []
+    for factory in services:                    # alerts and remote control, as headless
+        service = factory(engine)
+        await service.start()
+        running.append(service)
     window = MainWindow(engine)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -95,3 +103,8 @@ async def _main(engine_factory: Callable[[], Engine], autostart: bool) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        for service in reversed(running):
+            try:
+                await asyncio.wait_for(service.stop(), 3.0)
+            except Exception:
+                logging.getLogger(__name__).exception("stopping %s failed", type(service).__name__)

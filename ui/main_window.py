@@ -15,15 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from importlib import metadata
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDialog, QMainWindow, QScrollArea, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from agent.config import ConfigError
+from agent.config import TIMEFRAMES, ConfigError
+from agent.shadow_compare import SHADOW_EXPORT_COLUMNS, export_row
+from persistence.store import StoreError
 from agent.events import (BalanceChanged, BarClosed, EngineStateChanged, PositionClosed,
                           PositionOpened, ReplayFinished, SignalSeen)
 from ui import dialogs, log_handler
@@ -36,6 +39,9 @@ from ui.panels.log_viewer import LogViewer
 from ui.panels.performance import PerformancePanel
 from ui.panels.position import PositionPanel
 from ui.panels.replay_bar import ReplayBar
+from ui.panels.signals_table import SignalsTable
+from ui.panels.shadow import ShadowPanel, ShadowTracker, shadow_cell, shadow_short
+from ui.panels.trade_card import trade_card
 from ui.panels.stats import StatsPanel
 from ui.panels.style import app_stylesheet, format_money, format_price, split_pair
 from ui.panels.trades_table import TradesTable
@@ -62,9 +68,11 @@ def default_settings() -> QSettings:
 class MainWindow(QMainWindow):
     """See the module docstring."""
 
-    def __init__(self, engine: Engine, settings: QSettings | None = None) -> None:
+    def __init__(self, engine: Engine, settings: QSettings | None = None,
+                 config_path: Path | None = None) -> None:
         super().__init__()
         self.engine = engine
+        self.config_path = config_path       # where a .env with credentials may sit beside it
         self.settings = settings if settings is not None else default_settings()
         self.exit_code = 0
         self._tasks: set[asyncio.Task] = set()
@@ -76,6 +84,11 @@ class MainWindow(QMainWindow):
         self._quotes: dict[int, tuple[str, float]] = {}   # trade id -> (action, quoted price)
         self._quit_question: asyncio.Task | None = None
         self._seek_target: int | None = None
+        self.shadow = ShadowTracker(engine.params)
+        self._comparisons: dict[int, object] = {}      # trade id -> settled ShadowComparison
+        self._fresh_comparisons: dict[int, object] = {}  # not settled: computed again later
+        self._skipped_signals: list = []                # SignalRecords the agent did not trade
+        self._shadow_bars = -1                          # book size at the last shadow update
 
         self.setObjectName("mainWindow")
         self.setStyleSheet(app_stylesheet())
@@ -87,7 +100,9 @@ class MainWindow(QMainWindow):
         self.replay_bar = ReplayBar()
         self.replay_bar.setVisible(engine.is_replay)
         self.chart = ChartWidget()
-        self.chart_sync = ChartSync(self.chart, engine.config.timeframe_minutes * 60_000)
+        self.chart_sync = ChartSync(self.chart, engine.config.timeframe_minutes * 60_000,
+                                    self._quote())
+        self.chart_sync.card = self._trade_card
         self.position_panel = PositionPanel()
         self.stats_panel = StatsPanel()
         self.trades_table = TradesTable()
@@ -97,6 +112,15 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.trades_table, "Trades")
         self.tabs.addTab(self.performance, "Performance")
         self.tabs.setTabToolTip(1, "Realised equity with drawdowns shaded, and PnL per UTC day")
+        self.signals_table = SignalsTable()
+        self.tabs.addTab(self.signals_table, "Signals")
+        self.tabs.setTabToolTip(self.tabs.indexOf(self.signals_table),
+                                "Every signal with its decision: ENTERED, or SKIPPED and why")
+        self.shadow_panel = ShadowPanel()
+        self.tabs.addTab(self.shadow_panel, "vs Backtest")
+        self.tabs.setTabToolTip(self.tabs.indexOf(self.shadow_panel),
+                                "Each trade beside the backtest app's own decision for the same "
+                                "signal, and the monthly live-vs-backtest review")
         self.tabs.addTab(self.log_viewer, "Log")
         self._build_layout()
         self.notifier = Notifier(self, self.settings)
@@ -157,6 +181,8 @@ class MainWindow(QMainWindow):
         self.export_action = _action(self, "&Export trades CSV…", self.export_trades, "Ctrl+E")
         file_menu.addAction(self.import_action)
         file_menu.addAction(self.export_action)
+        self.keys_action = _action(self, "Exchange API &keys…", self.edit_credentials)
+        file_menu.addAction(self.keys_action)
         file_menu.addSeparator()
         file_menu.addAction(_action(self, "&Quit", self.close, QKeySequence.StandardKey.Quit))
 
@@ -176,6 +202,8 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.log_action)
         view_menu.addSeparator()
         view_menu.addAction(_action(self, "Follow latest candle", self.chart.follow_latest, "End"))
+        self.deselect_action = _action(self, "Deselect trade", self.deselect_trade, "Esc")
+        view_menu.addAction(self.deselect_action)
         view_menu.addSeparator()
         self.sound_action = QAction("Sound on errors", self, checkable=True)
         self.sound_action.setChecked(self.notifier.sound_enabled)
@@ -212,6 +240,8 @@ class MainWindow(QMainWindow):
             self.refresh_replay()
         self.position_panel.manual_close_requested.connect(self.manual_close)
         self.trades_table.trade_selected.connect(self.chart_sync.select_trade)
+        self.chart.trade_clicked.connect(self.select_trade_id)
+        self.signals_table.signal_selected.connect(self.show_signal)
         b = self.bridge
         b.state_changed.connect(self._on_state)
         b.bars_closed.connect(self._on_bars)
@@ -226,7 +256,61 @@ class MainWindow(QMainWindow):
 
     # ----- commands --------------------------------------------------------------------------
     def start_engine(self) -> asyncio.Task:
-        return self._spawn("Start", self.engine.start)
+        return self._spawn("Start", self._start)
+
+    def edit_credentials(self) -> asyncio.Task:
+        return self._spawn("API keys", self.ask_credentials, busy=False)
+
+    async def _start(self) -> None:
+        """A testnet or live config without API keys asks for them first (stored in the OS
+        keyring); without them Start is refused with where they were looked for."""
+        from agent.engine import EngineBusy
+
+        if self.engine.config.mode != "paper":
+            creds = self._find_credentials()
+            if not creds.has_exchange_keys and not await self.ask_credentials():
+                raise EngineBusy(self._find_credentials().missing_message())
+        await self.engine.start()
+
+    def _find_credentials(self):
+        from agent import credentials as cr
+
+        ex = self.engine.config.exchange
+        return cr.load_credentials(exchange=ex.exchange_name,
+                                   account=cr.default_account(ex.testnet),
+                                   config_path=self.config_path, fields=cr.EXCHANGE_FIELDS)
+
+    async def ask_credentials(self) -> bool:
+        """Ask for the exchange keys and store them in the OS keyring; True when the config's
+        keys are complete afterwards. Values are never shown again (last 4 characters)."""
+        from agent import credentials as cr
+        from monitoring.redaction import register_secret
+        from ui.credentials_dialog import CredentialsDialog, keyring_problem
+
+        cfg = self.engine.config
+        ex = cfg.exchange
+        account = cr.default_account(ex.testnet)
+        env_file = cr.env_file_for(self.config_path)
+        dialog = CredentialsDialog(self, mode=cfg.mode, exchange=ex.exchange_name,
+                                   account=account, found=self._find_credentials(),
+                                   problem=keyring_problem(),
+                                   env_file=str(env_file) if env_file else None)
+        accepted = await dialogs.run_dialog(dialog) == QDialog.DialogCode.Accepted
+        values = dialog.take_values()
+        dialog.deleteLater()
+        if not accepted or not values:
+            return self._find_credentials().has_exchange_keys
+        service = cr.exchange_service(ex.exchange_name, account)
+        for name, value in values.items():
+            register_secret(value)           # before anything could print it
+            cr.keyring_set(service, name, value)
+            if cr.keyring_get(service, name) != value:
+                raise cr.KeyringUnavailable(f"the OS keyring did not keep {service} {name}")
+        stored = ", ".join(f"{name} {cr.mask(value)}" for name, value in values.items())
+        log.info("operator: API keys stored in the OS keyring %s (%s)", service,
+                 ", ".join(values))
+        self.notify(f"Stored in the OS keyring: {stored}")
+        return self._find_credentials().has_exchange_keys
 
     def stop_trading(self) -> asyncio.Task:
         return self._spawn("Stop", self._stop_trading)
@@ -387,6 +471,7 @@ class MainWindow(QMainWindow):
         old_market = (status.pair, status.timeframe)
         try:
             summary, warnings = await self.engine.import_config(path)
+            self.config_path = path
         except ConfigError as exc:
             log.error("config %s rejected: %s", path, exc)
             count = len(exc.problems)
@@ -397,21 +482,43 @@ class MainWindow(QMainWindow):
         new = self.engine.status()
         if (new.pair, new.timeframe) != old_market:
             self._reset_market()
+        self._reset_shadow()
+        self.update_shadow()
         text = "\n".join(summary)
         if warnings:
             text += "\n\nWarnings:\n" + "\n".join(f"• {w}" for w in warnings)
         self.notify(f"Config imported from {path.name}")
+        if self.engine.config.mode != "paper" and not self._find_credentials().has_exchange_keys:
+            await self.ask_credentials()
         await dialogs.inform(self, "Config imported", text,
                              level="warning" if warnings else "info")
 
     async def _export_trades(self) -> None:
-        default = str(self.engine.data_dir / "trades.csv")
-        path = await dialogs.choose_save_file(self, "Export trades", "CSV (*.csv)", default, "csv")
+        """The CSV goes outside the data folder (it holds the ledger), as with the CLI's
+        export-trades; the backtest shadow columns are added for the trades compared."""
+        path = await dialogs.choose_save_file(self, "Export trades", "CSV (*.csv)",
+                                              str(default_export_folder() / "trades.csv"), "csv")
         if path is None:
             return
-        rows = self.engine.store.export_trades_csv(path)
+        refusal = export_refusal(path, self.engine.data_dir)
+        if refusal is None:
+            extra = {tid: export_row(c) for tid in self._trade_ids()
+                     if (c := self.comparison(tid)) is not None}
+            try:
+                rows = self.engine.store.export_trades_csv(path, SHADOW_EXPORT_COLUMNS, extra)
+            except (StoreError, OSError) as exc:
+                refusal = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if refusal is not None:
+            log.warning("export refused: %s", refusal)
+            await dialogs.inform(self, "Export trades", f"Not exported: {refusal}",
+                                 level="warning")
+            return
         log.info("exported %d trades to %s", rows, path)
         self.statusBar().showMessage(f"Exported {rows} trades to {path}", 10_000)
+        self.notify(f"Exported {rows} trades to {path.name}")
+
+    def _trade_ids(self) -> list[int]:
+        return [t.id for t in self.trades_table.trades if t.id is not None]
 
     async def _about(self) -> None:
         try:
@@ -445,17 +552,50 @@ class MainWindow(QMainWindow):
         first = decisions[0].bar.ts
         if sync.last_bar_ts is None or first > sync.last_bar_ts + sync.timeframe_ms:
             # Bars the engine warmed up silently (a resumed replay) never came as events.
-            sync.seed(self.engine.history())
+            history = self.engine.history()
+            sync.seed(history)
+            self.shadow.add(history)
         sync.add_bars(decisions)
+        self.shadow.add(decisions)
 
     def _on_tick(self, tick: TickSummary) -> None:
         self.chart_sync.tick(tick)
 
     def _on_signal(self, event: SignalSeen) -> None:
+        self.chart_sync.signal_seen(event.signal)
+        self.signals_table.add_signal(event.signal)
         if event.signal.action == "SKIPPED":
-            self.chart_sync.signal_skipped(event.signal)
+            self._skipped_signals.append(event.signal)
+
+    def select_trade_id(self, trade_id: int) -> None:
+        """A trade marker was clicked: select its trade here, in the Trades table and on the
+        chart (the open trade has no row; it is shown as the current trade)."""
+        if self.trades_table.select_trade_id(trade_id):   # emits trade_selected -> chart
+            self.tabs.setCurrentWidget(self.trades_table)
+            return
+        open_trade = self.chart_sync.open_trade
+        if open_trade is not None and open_trade.id == trade_id:
+            self.trades_table.deselect()
+            self.chart_sync.select_trade(open_trade)
+
+    def show_signal(self, signal) -> None:
+        """A signal picked in the Signals tab: an entered one selects its trade, a skipped one
+        shows its dim ladder on its bars."""
+        if signal.action == "ENTERED" and signal.reason.startswith("trade "):
+            trade_id = signal.reason.removeprefix("trade ")
+            if trade_id.isdigit() and self.trades_table.select_trade_id(int(trade_id)):
+                return
+        self.trades_table.deselect()
+        self.chart_sync.show_signal(signal)
+
+    def deselect_trade(self) -> None:
+        """Esc: no trade selected; the chart returns to the current trade and newest candle."""
+        self.trades_table.deselect()
+        self.chart_sync.select_trade(None)
 
     def _on_position_opened(self, event: PositionOpened) -> None:
+        if self.chart_sync.selected is not None:
+            self.trades_table.deselect()     # the chart lets go of an old trade (ChartSync)
         self.chart_sync.position_opened(event.trade)
         QTimer.singleShot(0, self.refresh)     # its own loop turn: no single long stall
 
@@ -464,6 +604,7 @@ class MainWindow(QMainWindow):
         self.chart_sync.position_closed(event.trade)
         self.trades_table.add_trade(event.trade)
         self._show_performance()
+        self._shadow_bars = -1                           # a new trade to compare
         QTimer.singleShot(0, self.refresh)
 
     def _report_fill(self, trade) -> None:
@@ -491,7 +632,37 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _on_replay_finished(self, event: ReplayFinished) -> None:
-        self.statusBar().showMessage(f"Replay finished: {event.bars} bars processed")
+        self.statusBar().showMessage(f"Replay finished: {event.bars:,} bars processed; "
+                                     "no more bars will come")
+        self.replay_bar.progress_label.setText(
+            f"finished · {self.replay_bar.progress_label.text()}")
+        self._spawn("Replay summary", lambda: self._replay_summary(event), busy=False)
+
+    def replay_summary_text(self, bars: int) -> str:
+        """Trades, win rate, PnL, max drawdown and the comparison with the backtest."""
+        self._shadow_bars = -1
+        self.update_shadow()
+        trades = [t for t in self.engine.store.closed_trades() if t.pnl is not None]
+        stats = self.engine.store.stats(self.engine.clock.now_ms())
+        quote = self._quote()
+        initial = self.engine.config.exchange.paper_initial_balance
+        pnl = sum(t.pnl for t in trades)
+        wins = sum(1 for t in trades if t.pnl > 0)
+        lines = [f"The replay is finished: {bars:,} bars processed.", "",
+                 f"Trades: {len(trades)}" + (f" ({wins} won, {wins / len(trades) * 100:.0f}%)"
+                                             if trades else ""),
+                 f"Realised PnL: {format_money(pnl, quote)}"
+                 + (f" ({pnl / initial * 100:+.2f}% of {initial:,.0f} {quote})" if initial else ""),
+                 f"Max drawdown: {stats.max_drawdown_percent:.2f}%"]
+        if self.engine.status().open_trade is not None:
+            lines.append("A position is still open (the replay ended before its exit).")
+        overall = self.shadow.overall(self.trades_table.trades)
+        if overall is not None:
+            lines += ["", f"vs backtest: {overall.summary()}"]
+        return "\n".join(lines)
+
+    async def _replay_summary(self, event: ReplayFinished) -> None:
+        await dialogs.inform(self, "Replay finished", self.replay_summary_text(event.bars))
 
     # ----- periodic refresh ------------------------------------------------------------------
     def refresh(self) -> None:
@@ -513,11 +684,29 @@ class MainWindow(QMainWindow):
             status.open_trade, status.last_price, status.unrealized_pnl, now,
             can_close=status.run_state in ("RUNNING", "PAUSED", "HALTED"))
         self.stats_panel.show_health(status.feed_state, status.exchange_state, status.latency_ms,
-                                     status.last_update_ts, now)
+                                     status.last_update_ts, now,
+                                     TIMEFRAMES[status.timeframe] * 60_000)
         if self.bridge.pending == 0:
             self._sync_open_trade(status.open_trade)
         self.stats_panel.show_stats(self.engine.store.stats(now), quote)   # cheap (store doc)
+        self._show_placeholder(status)
+        self.update_shadow()
         self._update_title()
+
+    def _show_placeholder(self, status) -> None:
+        """What an empty chart is waiting for, from the engine's own state."""
+        if self.chart.candle_count():
+            return
+        if status.feed_state == "catching up":
+            wanted = self.engine.params.warmup_bars()
+            have = min(len(self.engine.history()), wanted)
+            text = f"Warming up the indicators ({have:,} of {wanted:,} bars)"
+        elif status.run_state in ("STOPPED", "HALTED", "ERROR"):
+            text = (f"Waiting for data: the engine is {status.run_state}"
+                    + (" (press Start)" if status.run_state == "STOPPED" else ""))
+        else:
+            text = f"Waiting for data (feed: {status.feed_state})"
+        self.chart.set_placeholder(text)
 
     # ----- replay clock ----------------------------------------------------------------------
     def refresh_replay(self) -> None:
@@ -575,6 +764,51 @@ class MainWindow(QMainWindow):
         log.info("operator: replay runs to bar %d and holds", target)
         self.refresh_replay()
 
+    # ----- backtest shadow -------------------------------------------------------------------
+    def update_shadow(self) -> None:
+        """Compare the trades whose backtest outcome is not settled yet, and review the months
+        again; only when bars or trades were added since the last time."""
+        if len(self.shadow.book) == self._shadow_bars:
+            return
+        self._shadow_bars = len(self.shadow.book)
+        trades = self.trades_table.trades
+        fresh = {}
+        for trade in trades:
+            if trade.id is None or trade.id in self._comparisons:
+                continue
+            comparison = self.shadow.compare(trade)
+            fresh[trade.id] = comparison
+            if comparison.shadow is not None and comparison.shadow.reason is not None:
+                self._comparisons[trade.id] = comparison      # both closed: it cannot change
+        if fresh:
+            self.trades_table.set_shadow({tid: shadow_cell(c) for tid, c in fresh.items()})
+            self._fresh_comparisons = fresh
+            for trade in trades:
+                if trade.id in fresh:
+                    self.chart_sync.refresh_card(trade)
+        backtest_signals = {t.signal_ts for t in self.shadow.book.trades()}
+        skipped = [self.shadow.compare_skipped(sig) for sig in self._skipped_signals
+                   if sig.bar_ts in backtest_signals]
+        shown = {**self._comparisons, **self._fresh_comparisons}
+        self.shadow_panel.show_comparisons(list(shown.values()) + skipped)
+        self.shadow_panel.show_reviews(self.shadow.reviews(trades), self.shadow.overall(trades))
+
+    def comparison(self, trade_id: int):
+        """The latest comparison of a closed trade with the backtest's shadow, if any."""
+        return self._comparisons.get(trade_id) or self._fresh_comparisons.get(trade_id)
+
+    def _trade_card(self, trade) -> str:
+        c = self.comparison(trade.id) if trade.id is not None else None
+        return trade_card(trade, self._quote(), shadow_short(c) if c is not None else None)
+
+    def _reset_shadow(self) -> None:
+        """New parameters or market: the backtest's decisions are computed again."""
+        self.shadow = ShadowTracker(self.engine.params)
+        self.shadow.seed(self.engine.history())
+        self._comparisons = {}
+        self._fresh_comparisons = {}
+        self._shadow_bars = -1
+
     def _sync_open_trade(self, trade) -> None:
         """Catch up with a position the engine restored at start-up (no event announces it)."""
         shown = self.chart_sync.open_trade
@@ -586,7 +820,12 @@ class MainWindow(QMainWindow):
         closed = self.engine.store.closed_trades()
         self.trades_table.set_trades(closed, self._quote())
         self._show_performance(closed)
-        self.chart_sync.seed(self.engine.history())
+        history = self.engine.history()
+        self.chart_sync.seed(history)
+        self.shadow.seed(history)
+        signals = self.engine.store.signals()
+        self.signals_table.set_signals(signals)
+        self._skipped_signals = [s for s in signals if s.action == "SKIPPED"]
         self.chart_sync.seed_trades(closed, self.engine.status().open_trade)
 
     def _show_performance(self, closed=None) -> None:
@@ -596,7 +835,9 @@ class MainWindow(QMainWindow):
 
     def _reset_market(self) -> None:
         """A config for another pair or timeframe: the old candles mean nothing any more."""
-        self.chart_sync = ChartSync(self.chart, self.engine.config.timeframe_minutes * 60_000)
+        self.chart_sync = ChartSync(self.chart, self.engine.config.timeframe_minutes * 60_000,
+                                    self._quote())
+        self.chart_sync.card = self._trade_card
         self.trades_table.trade_selected.disconnect()
         self.trades_table.trade_selected.connect(self.chart_sync.select_trade)
         self.chart.clear_fib_ladder()
@@ -695,6 +936,27 @@ class MainWindow(QMainWindow):
             self._shutdown_done = True
             self.close()
             self._closed.set()
+
+
+def default_export_folder() -> Path:
+    """Where an export is suggested: the user's Documents folder, else the home folder."""
+    documents = QStandardPaths.writableLocation(
+        QStandardPaths.StandardLocation.DocumentsLocation)
+    for folder in (documents, str(Path.home())):
+        if folder and Path(folder).is_dir():
+            return Path(folder)
+    return Path.home()
+
+
+def export_refusal(path: Path, data_dir: Path) -> str | None:
+    """Why a CSV may not be written there, in one line (the CLI's rule: never inside the data
+    folder, which holds the ledger); None when it may."""
+    try:
+        path.resolve().relative_to(Path(data_dir).resolve())
+    except ValueError:
+        return None
+    return (f"{path} is inside the data folder {data_dir}, which holds the ledger: choose "
+            "another folder (e.g. Documents)")
 
 
 def _action(parent: QWidget, text: str, slot: Callable[[], object],

@@ -5,7 +5,8 @@ What it speaks (paths under /api/v3, as ccxt's binance class sends them):
   ticker/bookTicker, ticker/price, depth, trades;
 - signed (HMAC-SHA256 over the raw query/body, X-MBX-APIKEY, timestamp within recvWindow):
   account, order POST/GET/DELETE (MARKET, LIMIT, LIMIT_MAKER, STOP_LOSS, STOP_LOSS_LIMIT; by
-  orderId or client order id), openOrders, allOrders, myTrades, orderList/oco;
+  orderId or client order id), openOrders, allOrders, myTrades, orderList/oco, and
+  /sapi/v1/account/apiRestrictions (`sim.api_restrictions`: may the key trade, withdraw);
 - WebSocket at /ws/<n>: SUBSCRIBE/UNSUBSCRIBE to <sym>@kline_<tf>, @trade, @bookTicker,
   @ticker, @miniTicker.
 
@@ -16,8 +17,10 @@ it (a fill per level; what the book cannot take expires: a partial fill). Restin
 matched on every price change: a sell limit fills at its price when the last price reaches it, a
 stop triggers when the price falls to its stop (STOP_LOSS sells at market, STOP_LOSS_LIMIT rests
 its limit). `liquidity_per_tick` caps what one price change fills of a resting order (partial
-fills). When one leg of an OCO list executes the other expires, as Binance does. Commission is
-`fee_rate` of each fill, charged in the asset received (base on a buy, quote on a sell) unless
+fills). When one leg of an OCO list executes the other expires, as Binance does.
+`hold_market_orders = N` acknowledges the next N market orders as NEW without filling them
+(an exchange under load), `fill_held(client_id, qty)` fills them later, in part or whole.
+Commission is `fee_rate` of each fill, charged in the asset received (base on a buy, quote on a sell) unless
 `commission_asset` names one.
 
 Faults (`sim.fault(...)`, or `--fault` on the command line) apply to matching requests, a given
@@ -50,6 +53,7 @@ log = logging.getLogger(__name__)
 
 D = Decimal
 API = "/api/v3"
+SAPI = "/sapi/v1"               # wallet endpoints: only account/apiRestrictions is spoken
 TF_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
          "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
          "12h": 43_200_000, "1d": 86_400_000}
@@ -185,6 +189,13 @@ class ExchangeSim:
         self.requests: list[tuple[str, str, dict]] = []
         self.faults: list[Fault] = []
         self.refuse_sockets = 0
+        # GET /sapi/v1/account/apiRestrictions: what the key may do (tests flip these)
+        self.api_restrictions: dict[str, Any] = {
+            "ipRestrict": False, "enableReading": True, "enableSpotAndMarginTrading": True,
+            "enableWithdrawals": False, "enableInternalTransfer": False, "enableMargin": False,
+            "enableFutures": False, "permitsUniversalTransfer": False, "enableVanillaOptions": False,
+            "enablePortfolioMarginTrading": False}
+        self.hold_market_orders = 0      # the next N MARKET orders are acknowledged NEW, unfilled
         self._ids = itertools.count(1)
         self._list_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
@@ -204,6 +215,7 @@ class ExchangeSim:
         self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", API + "/{path:.*}", self._http)
+        app.router.add_route("*", SAPI + "/{path:.*}", self._http)
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/ws/{n}", self._ws)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -282,6 +294,24 @@ class ExchangeSim:
             self.set_price(p)
             await asyncio.sleep(interval)
 
+    def fill_held(self, client_id: str, qty: float | None = None) -> None:
+        """Fill (part of) a MARKET order held by `hold_market_orders` against the book; it stays
+        PARTIALLY_FILLED until the rest is filled or it is canceled."""
+        o = self.order_by_client_id(client_id)
+        assert o is not None and o.type == "MARKET" and o.status not in FINAL, client_id
+        now = self.clock()
+        want = o.remaining if qty is None else min(o.remaining, dec(qty))
+        side = "ask" if o.side == "BUY" else "bid"
+        for price, level_qty in self._levels(side):
+            if want <= 0:
+                break
+            take = min(level_qty, want)
+            self._fill(o, price, take, now, maker=False)
+            want -= take
+        o.status = "FILLED" if o.remaining <= 0 else "PARTIALLY_FILLED"
+        if o.status == "FILLED":
+            self._finish(o, now)
+
     def drop_sockets(self) -> int:
         """Cut every WebSocket connection without a close handshake."""
         n = 0
@@ -302,6 +332,8 @@ class ExchangeSim:
     # ----- HTTP -------------------------------------------------------------------------------
     async def _http(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
+        if request.path.startswith(SAPI + "/"):
+            path = "sapi/" + path
         method = request.method
         raw_query = request.query_string
         body = await request.text() if request.can_read_body else ""
@@ -393,6 +425,8 @@ class ExchangeSim:
             ("GET", "allOrders"): lambda p: [self._order_json(o) for o in self.orders.values()],
             ("GET", "myTrades"): self._get_my_trades,
             ("POST", "orderList/oco"): self._new_oco,
+            ("GET", "sapi/account/apiRestrictions"): lambda p: {**self.api_restrictions,
+                                                                "createTime": self.clock()},
         }
         key = (method, path)
         if key in public:
@@ -614,7 +648,10 @@ class ExchangeSim:
             raise BinanceError(400, -2010, "Order would trigger immediately.")
         self._lock([o])
         self._book(o)
-        if type_ == "MARKET":
+        if type_ == "MARKET" and self.hold_market_orders:
+            self.hold_market_orders -= 1          # acknowledged; filled by fill_held() or never
+            o.working_time = now
+        elif type_ == "MARKET":
             self._take(o, now)
         elif type_ in ("LIMIT",) and self._crosses(o):
             self._take(o, now, limit=price)

@@ -374,7 +374,7 @@ def test_stats_panel_shows_the_store_figures(qtbot):
 def test_stats_panel_marks_a_broken_feed_red(qtbot):
     panel = StatsPanel()
     qtbot.addWidget(panel)
-    panel.show_health("disconnected", "paper", 12.0, T0, T0)
+    panel.show_health("disconnected", "paper", 12.0, T0, T0, 900_000)
     assert "#f44336" in panel._values["feed"].styleSheet()
     assert panel.text("latency") == "12 ms"
 

@@ -1,7 +1,13 @@
 """The Fibonacci ladder of one trade: a labelled horizontal segment per level.
 
 Colours and widths follow the backtest app (0.618 gold and thicker); the target level is
-emphasised further (thicker line, bold label) because it is where the trade takes profit.
+emphasised further (thicker line, bold label, "◀ target") because it is where the trade takes
+profit. A ladder of a signal that was not traded is drawn dim and dashed, with no target
+emphasis and a "not traded: REASON" note: nothing there will take profit.
+
+Labels sit in a column to the LEFT of the ladder's first bar (or at the view's left edge once
+that bar scrolls out of view), never over the newest candles, and under the trade markers
+(lower z), so they cannot hide a marker either.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF
+from PySide6.QtCore import QLineF, Qt
 from PySide6.QtGui import QColor, QFont, QPen
 from PySide6.QtWidgets import QGraphicsLineItem
 
@@ -24,6 +30,9 @@ GOLDEN_RATIO = 0.618
 _RATIO_TOLERANCE = 1e-9
 LABEL_FILL_ALPHA = 210
 LABEL_GAP_PX = 16.0
+LABEL_MARGIN_PX = 12.0      # between the label column and the ladder's first bar
+DIM_ALPHA = 110             # a not-traded ladder's lines and labels
+LABEL_Z = 19                # above candles and EMAs, below trade markers (20)
 
 
 def level_color(ratio: float) -> str:
@@ -42,6 +51,12 @@ def _label_priority(level: FibLevel) -> tuple[int, float]:
 def level_label(ratio: float, price: float) -> str:
     """"61.8%  117,411.27": the ratio as a percentage, then the price."""
     return f"{ratio * 100:.1f}%  {format_price(price)}"
+
+
+def _dim(color: str) -> QColor:
+    c = QColor(color)
+    c.setAlpha(DIM_ALPHA)
+    return c
 
 
 def label_fill() -> QColor:
@@ -71,21 +86,39 @@ class FibLadder:
         self._start_x = 0.0
         self._end_x: float | None = None
         self._visible = True
+        self.note: pg.TextItem | None = None      # "not traded: REASON"
+        self._in_view = True                      # some of the segments are in the X range
+        self._newest_x = 0.0
         view.sigYRangeChanged.connect(self._declutter)
+        view.sigXRangeChanged.connect(self._place_labels)
 
     @property
     def open_ended(self) -> bool:
         """True when the ladder follows the newest candle."""
         return bool(self.levels) and self._end_x is None
 
+    @property
+    def dimmed(self) -> bool:
+        """True for the ladder of a signal that was not traded."""
+        return self.note is not None
+
     def set(self, levels: Sequence[tuple[float, float]], target_ratio: float | None,
-            start_x: float, end_x: float | None, newest_x: float) -> None:
-        """Replace the ladder; end_x None extends every segment to newest_x."""
+            start_x: float, end_x: float | None, newest_x: float,
+            not_traded: str | None = None) -> None:
+        """Replace the ladder; end_x None extends every segment to newest_x. `not_traded` (the
+        skip reason) draws it dim, without a target."""
         self.clear()
         self._start_x, self._end_x = start_x, end_x
         for ratio, price in levels:
-            is_target = target_ratio is not None and abs(ratio - target_ratio) < _RATIO_TOLERANCE
-            self.levels.append(self._make_level(ratio, price, is_target))
+            is_target = (not_traded is None and target_ratio is not None
+                         and abs(ratio - target_ratio) < _RATIO_TOLERANCE)
+            self.levels.append(self._make_level(ratio, price, is_target, not_traded is not None))
+        if not_traded is not None and self.levels:
+            self.note = pg.TextItem(f"not traded: {not_traded}", color=_dim(theme.TEXT_SECONDARY),
+                                    anchor=(1.0, 0.0), fill=label_fill())
+            self.note.setZValue(LABEL_Z)
+            self.note.setVisible(self._visible)
+            self._view.addItem(self.note, ignoreBounds=True)
         self._place(newest_x)
 
     def extend_to(self, newest_x: float) -> None:
@@ -98,11 +131,16 @@ class FibLadder:
             self._view.removeItem(level.line)
             self._view.removeItem(level.label)
         self.levels = []
+        if self.note is not None:
+            self._view.removeItem(self.note)
+            self.note = None
 
     def set_visible(self, visible: bool) -> None:
         self._visible = visible
         for level in self.levels:
             level.line.setVisible(visible)
+        if self.note is not None:
+            self.note.setVisible(visible and self._in_view)
         self._declutter()
 
     def _declutter(self) -> None:
@@ -114,7 +152,7 @@ class FibLadder:
         shown: list[float] = []
         for level in sorted(self.levels, key=_label_priority):
             keep = all(abs(level.price - p) / price_per_px >= LABEL_GAP_PX for p in shown)
-            level.label.setVisible(self._visible and keep)
+            level.label.setVisible(self._visible and keep and self._in_view)
             if keep:
                 shown.append(level.price)
 
@@ -128,13 +166,15 @@ class FibLadder:
         line = self.levels[0].line.line()
         return line.x1(), line.x2()
 
-    def _make_level(self, ratio: float, price: float, is_target: bool) -> FibLevel:
-        color = QColor(level_color(ratio))
+    def _make_level(self, ratio: float, price: float, is_target: bool, dim: bool) -> FibLevel:
+        color = _dim(level_color(ratio)) if dim else QColor(level_color(ratio))
         width = GOLDEN_WIDTH if abs(ratio - GOLDEN_RATIO) < _RATIO_TOLERANCE else BASE_WIDTH
         if is_target:
             width += TARGET_EXTRA_WIDTH
-        pen = QPen(color, width)
+        pen = QPen(color, BASE_WIDTH if dim else width)
         pen.setCosmetic(True)
+        if dim:
+            pen.setStyle(Qt.PenStyle.DashLine)
         line = QGraphicsLineItem()
         line.setPen(pen)
         line.setZValue(5)
@@ -144,15 +184,43 @@ class FibLadder:
         font.setPointSizeF(8.5)
         font.setBold(is_target)
         label.setFont(font)
-        label.setZValue(25)  # above markers and candles: a price must stay readable
+        label.setZValue(LABEL_Z)
         for item in (line, label):
             item.setVisible(self._visible)
             self._view.addItem(item, ignoreBounds=True)
         return FibLevel(ratio, price, is_target, line, label)
 
     def _place(self, newest_x: float) -> None:
+        self._newest_x = newest_x
         self._declutter()
         end_x = self._end_x if self._end_x is not None else newest_x
         for level in self.levels:
             level.line.setLine(QLineF(self._start_x, level.price, end_x, level.price))
-            level.label.setPos(end_x, level.price)
+        self._place_labels()
+
+    def _place_labels(self, *_args: object) -> None:
+        """The label column: right-aligned just left of the ladder's first bar; once that bar
+        is left of the view, left-aligned at the view's left edge (over the oldest candles
+        shown, never the newest)."""
+        if not self.levels:
+            return
+        x0, x1 = self._view.viewRange()[0]
+        end_x = self._end_x if self._end_x is not None else self._newest_x
+        in_view = end_x >= x0 and self._start_x <= x1
+        if in_view != self._in_view:
+            self._in_view = in_view          # labels of a ladder out of view would float alone
+            self._declutter()
+            if self.note is not None:
+                self.note.setVisible(self._visible and in_view)
+        px = abs(self._view.viewPixelSize()[0]) or 0.0
+        right = self._start_x - LABEL_MARGIN_PX * px
+        widest = max(level.label.boundingRect().width() for level in self.levels)
+        x, anchor_x = (x0, 0.0) if right - widest * px < x0 else (right, 1.0)
+        for level in self.levels:
+            if level.label.anchor.x() != anchor_x:
+                level.label.setAnchor((anchor_x, 1.0))
+            level.label.setPos(x, level.price)
+        if self.note is not None:
+            if self.note.anchor.x() != anchor_x:
+                self.note.setAnchor((anchor_x, 0.0))
+            self.note.setPos(x, min(level.price for level in self.levels))

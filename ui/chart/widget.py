@@ -16,7 +16,9 @@ Guarantees:
 - the latest-price label, line and tag refresh at most every LABEL_INTERVAL_MS;
 - dragging the price axis scales prices; the chart then stops fitting Y until End / Latest;
 - keys: End latest, + / - zoom time, Left / Right pan (SHORTCUTS lists them for tooltips);
-- with no candle yet a placeholder ("Waiting for market data…") replaces an empty 0–1 axis.
+- with no candle yet a placeholder ("Waiting for market data…") replaces an empty 0–1 axis;
+- hovering a trade marker shows its card (set_trade_card); clicking one emits
+  trade_clicked(trade id); select_trade_markers rings the selected trade's markers.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QElapsedTimer, QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QElapsedTimer, QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
@@ -38,7 +40,7 @@ from ui.chart.errors import ChartDataError, UnknownLayer
 from ui.chart.fib import FibLadder
 from ui.chart.grid import GridItem
 from ui.chart.format import format_change, format_price, format_utc
-from ui.chart.markers import TradeMarkers
+from ui.chart.markers import MarkerHit, TradeMarkers
 from ui.chart.position import PositionOverlay
 from ui.chart.series import CandleSeries
 from ui.chart.spans import ViewLine, dashed_pen
@@ -66,6 +68,7 @@ class ChartWidget(QWidget):
     """The price chart of the main window."""
 
     following_changed = Signal(bool)
+    trade_clicked = Signal(int)        # the trade id of a clicked marker
 
     def __init__(self, parent: QWidget | None = None, *, frame_ms: int = FRAME_MS) -> None:
         """frame_ms: the shortest interval between two follow scrolls (0: next event loop pass)."""
@@ -107,6 +110,7 @@ class ChartWidget(QWidget):
         self.crosshair = Crosshair(self.plot)
         self.crosshair.moved.connect(self._on_crosshair)
         self.crosshair.left.connect(self._clear_readout)
+        self.plot.scene().sigMouseClicked.connect(self._on_scene_click)
         price_color = QColor(theme.TEXT_SECONDARY)
         price_color.setAlpha(170)
         self.price_line = ViewLine(self.view, horizontal=True, pen=dashed_pen(price_color))
@@ -210,6 +214,14 @@ class ChartWidget(QWidget):
         self.placeholder.setStyleSheet(
             f"color: {theme.TEXT_SECONDARY}; font-size: 16px; background: transparent;")
         self.placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.marker_card = QLabel("", self.plot_widget)
+        self.marker_card.setObjectName("markerCard")
+        self.marker_card.setTextFormat(Qt.TextFormat.PlainText)
+        self.marker_card.setStyleSheet(
+            f"color: {theme.TEXT}; background: {theme.SURFACE}; border: 1px solid {theme.BORDER};"
+            " border-radius: 4px; padding: 5px 8px; font-family: monospace;")
+        self.marker_card.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.marker_card.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -278,25 +290,38 @@ class ChartWidget(QWidget):
 
     # ----- overlays -----------------------------------------------------------------------
     def set_fib_ladder(self, levels: Sequence[tuple[float, float]], target_ratio: float | None,
-                       start_ts_ms: int, end_ts_ms: int | None) -> None:
-        """Show (ratio, price) levels from start to end; end None follows the newest candle."""
+                       start_ts_ms: int, end_ts_ms: int | None,
+                       not_traded: str | None = None) -> None:
+        """Show (ratio, price) levels from start to end; end None follows the newest candle.
+        `not_traded`: the reason a signal was skipped; its ladder is drawn dim, no target."""
         end_x = None if end_ts_ms is None else end_ts_ms / 1000.0
-        self.fib.set(levels, target_ratio, start_ts_ms / 1000.0, end_x, self._newest_x())
+        self.fib.set(levels, target_ratio, start_ts_ms / 1000.0, end_x, self._newest_x(),
+                     not_traded)
         self._schedule_y_fit()
 
     def clear_fib_ladder(self) -> None:
         self.fib.clear()
         self._schedule_y_fit()
 
-    def add_entry_marker(self, ts_ms: int, price: float) -> None:
-        self.markers.add_entry(ts_ms / 1000.0, price)
+    def add_entry_marker(self, ts_ms: int, price: float, trade_id: int | None = None) -> None:
+        self.markers.add_entry(ts_ms / 1000.0, price, trade_id)
 
-    def add_exit_marker(self, ts_ms: int, price: float, kind: str) -> None:
+    def add_exit_marker(self, ts_ms: int, price: float, kind: str,
+                        trade_id: int | None = None) -> None:
         """kind: "target" (green), "stop" (red) or "neutral" (grey: time or manual exit)."""
-        self.markers.add_exit(ts_ms / 1000.0, price, kind)
+        self.markers.add_exit(ts_ms / 1000.0, price, kind, trade_id)
+
+    def set_trade_card(self, trade_id: int, text: str) -> None:
+        """The card shown while the mouse is over one of the trade's markers."""
+        self.markers.set_card(trade_id, text)
+
+    def select_trade_markers(self, trade_id: int | None) -> None:
+        """Ring the markers of the selected trade (None: no trade selected)."""
+        self.markers.select(trade_id)
 
     def clear_markers(self) -> None:
         self.markers.clear()
+        self.marker_card.hide()
 
     def set_position(self, entry_ts_ms: int, entry_price: float, stop_price: float | None) -> None:
         """Shade the open position from its entry to the newest candle; stop line if given."""
@@ -579,7 +604,8 @@ class ChartWidget(QWidget):
 
     def _on_crosshair(self, x: float, y: float) -> None:
         """Snap the vertical line to the nearest candle and show its time, OHLC, volume and the
-        price, with tags on both axes."""
+        price, with tags on both axes; over a trade marker, show the trade's card."""
+        self._show_marker_card(self.markers.hit(x, y))
         candle = self._candle_near(x)
         self.price_axis.set_tag("cross", y, format_price(y), theme.CROSSHAIR)
         if candle is None:
@@ -617,7 +643,42 @@ class ChartWidget(QWidget):
                 best = live
         return best
 
+    def _show_marker_card(self, hit: MarkerHit | None) -> None:
+        text = self.markers.cards.get(hit.trade_id) if hit is not None else None
+        if hit is None or not text:
+            self.marker_card.hide()
+            return
+        self.marker_card.setText(text)
+        self.marker_card.adjustSize()
+        scene = self.view.mapViewToScene(QPointF(hit.x, hit.price))
+        anchor = self.plot_widget.mapFromScene(scene)
+        area = self.plot_widget.rect()
+        card = self.marker_card.size()
+        left = anchor.x() + 14
+        if left + card.width() > area.width() - AXIS_WIDTH_PX:
+            left = anchor.x() - 14 - card.width()      # flip to the left of the marker
+        top = anchor.y() + 14
+        if top + card.height() > area.height():
+            top = anchor.y() - 14 - card.height()
+        self.marker_card.move(max(0, left), max(0, top))
+        self.marker_card.show()
+        self.marker_card.raise_()
+
+    def _on_scene_click(self, event) -> None:
+        """A left click on a trade marker selects its trade."""
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        scene_pos = event.scenePos()
+        if not self.view.sceneBoundingRect().contains(scene_pos):
+            return
+        point = self.view.mapSceneToView(scene_pos)
+        hit = self.markers.hit(point.x(), point.y())
+        if hit is not None:
+            event.accept()
+            self.trade_clicked.emit(hit.trade_id)
+
     def _clear_readout(self) -> None:
+        self.marker_card.hide()
         self.readout.setText("")
         self.price_axis.clear_tag("cross")
         self.time_axis.clear_tag("cross")

@@ -1,9 +1,11 @@
 """Feeds the chart from engine events: candles, EMAs, the live candle, the Fibonacci ladder,
 trade markers and the open position.
 
-What the ladder shows, in order of precedence: the trade the operator selected in the table;
-else the open trade; else the latest signal (cut off when that signal was skipped) or the
-last closed trade. Bars are deduplicated by time, so seeding from the engine's history and
+What the ladder shows, in order of precedence: the trade the operator selected (in the table
+or by clicking a marker); else the open trade; else the latest signal (dimmed, "not traded:
+REASON", when that signal was skipped) or the last closed trade. A new position drops the
+selection and follows the newest candle again: an old trade never holds the view. Each
+marker carries its trade's id and hover card (trade_card). Bars are deduplicated by time, so seeding from the engine's history and
 then receiving the same bars as events never draws a candle twice.
 
 Cost: the chart's append_bar scrolls and extends the EMA tails per call (~1 ms with a full
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -23,12 +25,15 @@ from agent.strategy import RATIOS, Decision
 from indicators.fibonacci import levels_between
 from persistence.records import SignalRecord, TradeRecord
 from ui.bridge import TickSummary
+from ui.panels.trade_card import trade_card
 from ui.panels.trades_table import exit_marker_kind
 
 log = logging.getLogger(__name__)
 
 BATCH_APPEND = 8          # larger batches rebuild the chart in one call
 MAX_CANDLES = 50_000      # as many as the engine keeps in its history
+SIGNAL_FOCUS_BARS = 24   # bars shown either side of a signal picked in the Signals tab
+MAX_SKIPS_KEPT = 256      # skip reasons remembered for signals not drawn yet
 
 
 class Chart(Protocol):
@@ -41,10 +46,14 @@ class Chart(Protocol):
     def set_history(self, ts_ms, o, h, l, c, ema_fast, ema_slow, volume=None) -> None: ...
     def append_bar(self, ts_ms, o, h, l, c, ema_fast, ema_slow, volume=...) -> None: ...
     def update_live(self, ts_ms, o, h, l, c) -> None: ...
-    def set_fib_ladder(self, levels, target_ratio, start_ts_ms, end_ts_ms) -> None: ...
+    def set_fib_ladder(self, levels, target_ratio, start_ts_ms, end_ts_ms,
+                       not_traded=None) -> None: ...
     def clear_fib_ladder(self) -> None: ...
-    def add_entry_marker(self, ts_ms, price) -> None: ...
-    def add_exit_marker(self, ts_ms, price, kind) -> None: ...
+    def add_entry_marker(self, ts_ms, price, trade_id=None) -> None: ...
+    def add_exit_marker(self, ts_ms, price, kind, trade_id=None) -> None: ...
+    def set_trade_card(self, trade_id, text) -> None: ...
+    def select_trade_markers(self, trade_id) -> None: ...
+    def follow_latest(self) -> None: ...
     def clear_markers(self) -> None: ...
     def set_position(self, entry_ts_ms, entry_price, stop_price) -> None: ...
     def clear_position(self) -> None: ...
@@ -55,9 +64,13 @@ class Chart(Protocol):
 class ChartSync:
     """Translates engine records into ChartWidget calls (see the module docstring)."""
 
-    def __init__(self, chart: Chart, timeframe_ms: int) -> None:
+    def __init__(self, chart: Chart, timeframe_ms: int, currency: str = "") -> None:
         self.chart = chart
         self.timeframe_ms = timeframe_ms
+        self.currency = currency
+        # A trade's hover card; the window adds the backtest's outcome when it knows it.
+        self.card: Callable[[TradeRecord], str] = lambda t: trade_card(t, self.currency)
+        self.last_closed: TradeRecord | None = None
         self.last_bar_ts: int | None = None
         self.last_close: float | None = None
         self.open_trade: TradeRecord | None = None
@@ -66,6 +79,9 @@ class ChartSync:
         self._ladder_start: int | None = None
         self._live: tuple[int, float, float, float, float] | None = None  # ts, o, h, l, c
         self._columns: list[list[float]] = [[] for _ in range(8)]  # ts o h l c ema_f ema_s volume
+        # Skip reasons by signal bar. The engine decides a skip before it announces the bar, so
+        # the reason usually arrives first; a pending entry dropped later arrives after.
+        self._skipped: dict[int, str] = {}
 
     # ----- candles ------------------------------------------------------------------------
     def seed(self, history: Sequence[Decision]) -> None:
@@ -126,43 +142,83 @@ class ChartSync:
         self.chart.clear_markers()
         for trade in closed:
             self._add_markers(trade)
+        self.last_closed = closed[-1] if closed else None
         if open_trade is not None:
             self.position_opened(open_trade)
         elif closed:
             self._show_trade_ladder(closed[-1], "trade")
 
     def position_opened(self, trade: TradeRecord) -> None:
+        """A new position: it is what the operator must see, so a selected old trade lets go
+        of the view and the chart follows the newest candle again."""
         self.open_trade = trade
-        self.selected = None
-        self.chart.add_entry_marker(trade.entry_ts, trade.entry_price)
+        if self.selected is not None:
+            self.selected = None
+            self.chart.select_trade_markers(None)
+            self.chart.follow_latest()
+        self.chart.add_entry_marker(trade.entry_ts, trade.entry_price, trade.id)
+        self._set_card(trade)
         self.chart.set_position(trade.entry_ts, trade.entry_price, trade.stop_price)
         self._show_trade_ladder(trade, "trade")
 
     def position_closed(self, trade: TradeRecord) -> None:
         self.open_trade = None
+        self.last_closed = trade
         self.chart.clear_position()
         if trade.exit_ts is not None and trade.exit_price is not None:
             self.chart.add_exit_marker(trade.exit_ts, trade.exit_price,
-                                       exit_marker_kind(trade.exit_reason, trade.pnl))
+                                       exit_marker_kind(trade.exit_reason, trade.pnl), trade.id)
+        self._set_card(trade)
         if self.selected is None:
             self._show_trade_ladder(trade, "trade")
 
-    def signal_skipped(self, signal: SignalRecord) -> None:
-        """A skipped signal's ladder stops where the skip was decided: it is not live."""
+    def refresh_card(self, trade: TradeRecord) -> None:
+        """The card's facts changed (e.g. the backtest's outcome became known)."""
+        self._set_card(trade)
+
+    def signal_seen(self, signal: SignalRecord) -> None:
+        """A signal's decision. A skipped signal's ladder is dim, "not traded: REASON", and
+        stops where the skip was decided: it is not live."""
+        if signal.action != "SKIPPED":
+            return
+        self._skipped[signal.bar_ts] = signal.reason
+        if len(self._skipped) > MAX_SKIPS_KEPT:
+            del self._skipped[next(iter(self._skipped))]
         if self.ladder_source != "signal" or self._ladder_start != signal.bar_ts:
             return
         levels = _levels_from_dict(signal.fib_levels)
         if levels:
             end = max(signal.bar_ts + self.timeframe_ms, self.last_bar_ts or signal.bar_ts)
             self.chart.set_fib_ladder(levels, _target_ratio(levels, signal.target_price),
-                                      signal.bar_ts, end)
+                                      signal.bar_ts, end, not_traded=signal.reason)
+
+    def show_signal(self, signal: SignalRecord) -> None:
+        """A signal picked in the Signals tab: its ladder (dim when skipped) and its bars."""
+        levels = _levels_from_dict(signal.fib_levels)
+        skipped = signal.reason if signal.action == "SKIPPED" else None
+        end = signal.bar_ts + SIGNAL_FOCUS_BARS * self.timeframe_ms
+        if levels:
+            self.chart.set_fib_ladder(levels, _target_ratio(levels, signal.target_price),
+                                      signal.bar_ts, end, not_traded=skipped)
+            self.ladder_source = "selected"
+            self._ladder_start = signal.bar_ts
+        self.selected = None
+        self.chart.select_trade_markers(None)
+        self.chart.focus_range(signal.bar_ts - SIGNAL_FOCUS_BARS * self.timeframe_ms, end)
 
     def select_trade(self, trade: TradeRecord | None) -> None:
-        """Show a trade picked in the table (None: back to the current one)."""
+        """Show a trade picked in the table or on the chart, its markers ringed (None: back
+        to the current trade and the newest candle)."""
         self.selected = trade
+        self.chart.select_trade_markers(trade.id if trade is not None else None)
         if trade is None:
-            if self.open_trade is not None:
-                self._show_trade_ladder(self.open_trade, "trade")
+            current = self.open_trade or self.last_closed
+            if current is not None:
+                self._show_trade_ladder(current, "trade")
+            else:
+                self.chart.clear_fib_ladder()
+                self.ladder_source = None
+            self.chart.follow_latest()
             return
         self._show_trade_ladder(trade, "selected")
         end = trade.exit_ts if trade.exit_ts is not None else (self.last_bar_ts or trade.entry_ts)
@@ -202,10 +258,15 @@ class ChartSync:
         chart.fit_y()
 
     def _add_markers(self, trade: TradeRecord) -> None:
-        self.chart.add_entry_marker(trade.entry_ts, trade.entry_price)
+        self.chart.add_entry_marker(trade.entry_ts, trade.entry_price, trade.id)
         if trade.exit_ts is not None and trade.exit_price is not None:
             self.chart.add_exit_marker(trade.exit_ts, trade.exit_price,
-                                       exit_marker_kind(trade.exit_reason, trade.pnl))
+                                       exit_marker_kind(trade.exit_reason, trade.pnl), trade.id)
+        self._set_card(trade)
+
+    def _set_card(self, trade: TradeRecord) -> None:
+        if trade.id is not None:
+            self.chart.set_trade_card(trade.id, self.card(trade))
 
     def _show_trade_ladder(self, trade: TradeRecord, source: str) -> None:
         if trade.swing_high is None or trade.swing_low is None:
@@ -224,10 +285,15 @@ class ChartSync:
         self._ladder_start = trade.signal_ts
 
     def _show_signal_ladder(self, d: Decision) -> None:
+        """The newest signal's ladder: live (open-ended, target emphasised) while its entry is
+        pending, dim and cut off when it was skipped."""
         if d.fib is None:
             return
         levels = list(zip(RATIOS, d.fib.prices))
-        self.chart.set_fib_ladder(levels, _target_ratio(levels, d.target_price), d.bar.ts, None)
+        skipped = self._skipped.get(d.bar.ts)
+        end = None if skipped is None else d.bar.ts + self.timeframe_ms
+        self.chart.set_fib_ladder(levels, _target_ratio(levels, d.target_price), d.bar.ts, end,
+                                  not_traded=skipped)
         self.ladder_source = "signal"
         self._ladder_start = d.bar.ts
 

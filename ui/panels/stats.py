@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
 
+from data.feed_health import is_stale
 from persistence.records import Stats
 from ui import theme
 from ui.panels.form import ValuePanel
 from ui.panels.style import format_duration, format_money, format_utc_ms, pnl_color
 
-HEALTHY = frozenset({"connected", "paper", "replaying", "running", "ok"})
-IDLE = frozenset({"finished", "stopped", "idle"})
-STALE_AFTER_MS = 2 * 60_000
+# "live" is the engine's feed state when all is well (a live or replayed feed past its
+# catch-up); a degraded live feed reads "degraded (rest)", "down (reconnecting)", ...
+HEALTHY = frozenset({"connected", "paper", "replaying", "running", "ok", "live"})
+IDLE = frozenset({"finished", "stopped", "idle", "catching up"})
 
 
 class StatsPanel(ValuePanel):
@@ -53,14 +55,17 @@ class StatsPanel(ValuePanel):
         self.set("avg_duration", format_duration(avg * 60_000) if avg is not None else "—")
 
     def show_health(self, feed_state: str, exchange_state: str, latency_ms: float | None,
-                    last_update_ts: int | None, now_ms: int | None) -> None:
-        """A dot per link: green healthy, grey idle, red anything else; stale updates in red."""
+                    last_update_ts: int | None, now_ms: int | None, timeframe_ms: int) -> None:
+        """A dot per link: green healthy, grey idle, red anything else. The last update (the
+        close of the last closed candle) turns red when the feed claims to be healthy but that
+        candle is stale: older than two timeframes (data.feed_health.is_stale, the feed's
+        own rule)."""
         self.set("feed", f"● {feed_state}", color=_dot_color(feed_state))
         self.set("exchange", f"● {exchange_state}", color=_dot_color(exchange_state))
         self.set("latency", f"{latency_ms:.0f} ms" if latency_ms is not None else "—")
-        stale = (last_update_ts is not None and now_ms is not None
-                 and now_ms - last_update_ts > STALE_AFTER_MS and feed_state in HEALTHY)
-        self.set("last_update", format_utc_ms(last_update_ts),
+        stale = (now_ms is not None and feed_state in HEALTHY
+                 and is_stale(last_update_ts, now_ms, timeframe_ms))
+        self.set("last_update", format_utc_ms(last_update_ts) + (" (stale)" if stale else ""),
                  color=theme.DOWN if stale else None)
 
 

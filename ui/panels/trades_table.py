@@ -11,11 +11,13 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from persistence.records import TradeRecord
 from ui import theme
+from ui.panels.shadow_cell import ShadowCell
 from ui.panels.style import format_money, format_percent, format_price, format_utc_ms, pnl_color
 
 COLUMNS = ("#", "Entry time (UTC)", "Entry", "Exit time (UTC)", "Exit", "Reason", "Bars",
-           "Size", "Fees", "R", "PnL", "PnL %")
-NUMERIC = frozenset({0, 2, 4, 6, 7, 8, 9, 10, 11})
+           "Size", "Fees", "R", "PnL", "PnL %", "vs backtest")
+NUMERIC = frozenset({0, 2, 4, 6, 7, 8, 9, 10, 11, 12})
+SHADOW_COLUMN = 12
 PNL_COLUMNS = (10, 11)
 TRADE_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -43,6 +45,16 @@ def r_multiple(trade: TradeRecord) -> float | None:
     return trade.pnl / risk if risk > 0 else None
 
 
+def _shadow_item(cell: ShadowCell) -> QTableWidgetItem:
+    item = _SortItem(cell.text)
+    item.setData(SORT_ROLE, cell.sort_key)
+    item.setToolTip(cell.tooltip)
+    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    if cell.color is not None:
+        item.setForeground(QColor(cell.color))
+    return item
+
+
 class _SortItem(QTableWidgetItem):
     """Sorts by its SORT_ROLE value (a number), not by its text."""
 
@@ -63,6 +75,7 @@ class TradesTable(QTableWidget):
         self.setObjectName("tradesTable")
         self.currency = ""
         self._trades: list[TradeRecord] = []
+        self._shadow: dict[int, ShadowCell] = {}      # trade id -> "vs backtest" cell
         self.setHorizontalHeaderLabels(COLUMNS)
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -127,6 +140,36 @@ class TradesTable(QTableWidget):
                 return row
         return 0
 
+    def set_shadow(self, cells: dict[int, ShadowCell]) -> None:
+        """The backtest's outcome beside each trade (by trade id): its diff in bps, the cause
+        and both outcomes in the tooltip."""
+        self._shadow.update(cells)
+        sorting = self.isSortingEnabled()
+        self.setSortingEnabled(False)
+        for row in range(self.rowCount()):
+            trade = self.trade_at(row)
+            if trade.id in cells:
+                self.setItem(row, SHADOW_COLUMN, _shadow_item(cells[trade.id]))
+        self.setSortingEnabled(sorting)
+
+    def shadow_cell(self, trade_id: int) -> ShadowCell | None:
+        return self._shadow.get(trade_id)
+
+    def select_trade_id(self, trade_id: int) -> bool:
+        """Select and show the row of a trade (emits trade_selected); False if not listed."""
+        for row in range(self.rowCount()):
+            if self.trade_at(row).id == trade_id:
+                self.selectRow(row)
+                self.scrollToItem(self.item(row, 0))
+                return True
+        return False
+
+    def deselect(self) -> None:
+        """Clear the selection without announcing a trade."""
+        self.blockSignals(True)
+        self.clearSelection()
+        self.blockSignals(False)
+
     def trade_at(self, row: int) -> TradeRecord:
         return self._trades[self.item(row, 0).data(TRADE_ROLE)]
 
@@ -151,6 +194,10 @@ class TradesTable(QTableWidget):
             (format_money(trade.pnl, self.currency), pnl_color(trade.pnl), trade.pnl),
             (format_percent(trade.pnl_percent), pnl_color(trade.pnl), trade.pnl_percent),
         )
+        shadow = self._shadow.get(trade.id) if trade.id is not None else None
+        self.setItem(row, SHADOW_COLUMN, _shadow_item(shadow) if shadow is not None
+                     else _shadow_item(ShadowCell("…", "The backtest's outcome is not known yet",
+                                                  None, theme.NEUTRAL)))
         for column, (text, color, key) in enumerate(cells):
             item = _SortItem(text)
             item.setData(SORT_ROLE, key)
