@@ -107,7 +107,7 @@ async def test_errors_and_critical_alerts_are_emailed_with_auth_info_and_warning
     await alerts.start()
     for level in ("INFO", "WARNING", "ERROR", "CRITICAL"):
         alerts.send(Alert(level, f"{level} title", f"body mentions {PASSWORD}"))
-    await _settle(lambda: len(smtp.messages) == 2)
+    await _settle(lambda: len(smtp.messages) == 2 and email.sent == 2)   # the server sees DATA before the client counts it
     await alerts.stop()
     subjects = [m["Subject"] for m in smtp.messages]
     assert subjects[0].startswith("trading-agent: [LIVE]") and "ERROR title" in subjects[0]
