@@ -71,6 +71,13 @@ def format_utc_ms(ts_ms: int | None) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def format_utc_minute(ts_ms: int | None) -> str:
+    """"2025-07-04 12:15": for table columns whose header already says UTC."""
+    if ts_ms is None:
+        return "—"
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def format_duration(ms: float | None) -> str:
     """"2d 03h 15m", "3h 05m", "12m 30s"."""
     if ms is None or ms < 0:
