@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import qasync
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from agent.config import default_config
@@ -39,7 +40,9 @@ async def main() -> int:
     csv = work / "synthetic_sample_15m.csv"
     write_csv(generate_sample(), csv)
     engine = replay_session(default_config(), work / "data", csv, SPEED)
-    window = MainWindow(engine)
+    # Fresh settings: the picture never depends on this machine's saved window layout.
+    settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(engine, settings)
     window.move(0, 0)
     window.resize(1600, 1000)
     window.show()

@@ -155,7 +155,7 @@ class MainWindow(QMainWindow):
             self.bottom_splitter.addWidget(scroll)
         self.bottom_splitter.addWidget(self.tabs)
         self.bottom_splitter.setStretchFactor(2, 1)
-        self.bottom_splitter.setSizes([270, 270, 1060])   # the tables get the width
+        self.bottom_splitter.setSizes([276, 258, 1066])   # the tables get the width
         self.main_splitter = QSplitter(Qt.Orientation.Vertical)
         self.main_splitter.setObjectName("mainSplitter")
         self.main_splitter.addWidget(self.chart)

@@ -15,11 +15,11 @@ from ui.panels.shadow_cell import ShadowCell
 from ui.panels.style import (format_money, format_percent, format_price, format_utc_minute,
                              pnl_color)
 
-COLUMNS = ("#", "Entry time (UTC)", "Entry", "Exit time (UTC)", "Exit", "Reason", "Bars",
+COLUMNS = ("#", "Opened (UTC)", "Entry", "Closed (UTC)", "Exit", "Reason", "Bars",
            "Size", "Fees", "R", "PnL", "PnL %", "vs backtest")
 NUMERIC = frozenset({0, 2, 4, 6, 7, 8, 9, 10, 11, 12})
 SHADOW_COLUMN = 12
-PNL_MIN_WIDTHS = {10: 110, 11: 76}    # PnL is what the operator reads: never squeezed
+PNL_MIN_WIDTHS = {10: 96, 11: 70}    # PnL is what the operator reads: never squeezed
 TRADE_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 TARGET_PREFIXES = ("FIB_", "TP_")
