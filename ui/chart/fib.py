@@ -152,7 +152,7 @@ class FibLadder:
         shown: list[float] = []
         for level in sorted(self.levels, key=_label_priority):
             keep = all(abs(level.price - p) / price_per_px >= LABEL_GAP_PX for p in shown)
-            level.label.setVisible(self._visible and keep and self._in_view)
+            level.label.setVisible(bool(self._visible and keep and self._in_view))
             if keep:
                 shown.append(level.price)
 
@@ -206,7 +206,7 @@ class FibLadder:
             return
         x0, x1 = self._view.viewRange()[0]
         end_x = self._end_x if self._end_x is not None else self._newest_x
-        in_view = end_x >= x0 and self._start_x <= x1
+        in_view = bool(end_x >= x0 and self._start_x <= x1)
         if in_view != self._in_view:
             self._in_view = in_view          # labels of a ladder out of view would float alone
             self._declutter()
