@@ -88,6 +88,7 @@ class FibLadder:
         self._visible = True
         self.note: pg.TextItem | None = None      # "not traded: REASON"
         self._in_view = True                      # some of the segments are in the X range
+        self._label_width: float | None = None    # widest label in pixels (texts are fixed)
         self._newest_x = 0.0
         view.sigYRangeChanged.connect(self._declutter)
         view.sigXRangeChanged.connect(self._place_labels)
@@ -108,6 +109,7 @@ class FibLadder:
         """Replace the ladder; end_x None extends every segment to newest_x. `not_traded` (the
         skip reason) draws it dim, without a target."""
         self.clear()
+        self._label_width = None
         self._start_x, self._end_x = start_x, end_x
         for ratio, price in levels:
             is_target = (not_traded is None and target_ratio is not None
@@ -148,7 +150,9 @@ class FibLadder:
         zoomed-out ladder does not print prices on top of each other."""
         if not self.levels:
             return
-        price_per_px = abs(self._view.viewPixelSize()[1]) or 1.0
+        y0, y1 = self._view.viewRange()[1]
+        height = self._view.height()
+        price_per_px = (y1 - y0) / height if height > 0 and y1 > y0 else 1.0
         shown: list[float] = []
         for level in sorted(self.levels, key=_label_priority):
             keep = all(abs(level.price - p) / price_per_px >= LABEL_GAP_PX for p in shown)
@@ -212,9 +216,12 @@ class FibLadder:
             self._declutter()
             if self.note is not None:
                 self.note.setVisible(self._visible and in_view)
-        px = abs(self._view.viewPixelSize()[0]) or 0.0
+        width_px = self._view.width()
+        px = (x1 - x0) / width_px if width_px > 0 else 0.0    # cheaper than viewPixelSize()
         right = self._start_x - LABEL_MARGIN_PX * px
-        widest = max(level.label.boundingRect().width() for level in self.levels)
+        if self._label_width is None:
+            self._label_width = max(level.label.boundingRect().width() for level in self.levels)
+        widest = self._label_width
         x, anchor_x = (x0, 0.0) if right - widest * px < x0 else (right, 1.0)
         for level in self.levels:
             if level.label.anchor.x() != anchor_x:
