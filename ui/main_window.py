@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self._fresh_comparisons: dict[int, object] = {}  # not settled: computed again later
         self._skipped_signals: list = []                # SignalRecords the agent did not trade
         self._shadow_bars = -1                          # book size at the last shadow update
+        self._shadow_shown: tuple = ()                  # what the vs Backtest tab last showed
 
         self.setObjectName("mainWindow")
         self.setStyleSheet(app_stylesheet())
@@ -786,7 +787,14 @@ class MainWindow(QMainWindow):
             for trade in trades:
                 if trade.id in fresh:
                     self.chart_sync.refresh_card(trade)
-        backtest_signals = {t.signal_ts for t in self.shadow.book.trades()}
+        backtest = self.shadow.book.trades()
+        closed_backtest = sum(1 for t in backtest if t.reason is not None)
+        key = (len(trades), len(self._comparisons), tuple(fresh), len(self._skipped_signals),
+               len(backtest), closed_backtest)
+        if key == self._shadow_shown and not fresh:
+            return          # nothing the panel shows changed: no table refill every second
+        self._shadow_shown = key
+        backtest_signals = {t.signal_ts for t in backtest}
         skipped = [self.shadow.compare_skipped(sig) for sig in self._skipped_signals
                    if sig.bar_ts in backtest_signals]
         shown = {**self._comparisons, **self._fresh_comparisons}
@@ -808,6 +816,7 @@ class MainWindow(QMainWindow):
         self._comparisons = {}
         self._fresh_comparisons = {}
         self._shadow_bars = -1
+        self._shadow_shown = ()
 
     def _sync_open_trade(self, trade) -> None:
         """Catch up with a position the engine restored at start-up (no event announces it)."""
