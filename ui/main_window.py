@@ -635,8 +635,8 @@ class MainWindow(QMainWindow):
     def _on_replay_finished(self, event: ReplayFinished) -> None:
         self.statusBar().showMessage(f"Replay finished: {event.bars:,} bars processed; "
                                      "no more bars will come")
-        self.replay_bar.progress_label.setText(
-            f"finished · {self.replay_bar.progress_label.text()}")
+        self.refresh_replay()
+        self.replay_bar.show_finished()
         self._spawn("Replay summary", lambda: self._replay_summary(event), busy=False)
 
     def replay_summary_text(self, bars: int) -> str:
