@@ -22,11 +22,12 @@ import sys
 from pathlib import Path
 
 import qasync
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from agent.config import default_config
-from agent.engine import Engine
 from agent.events import PositionClosed, PositionOpened
+from agent.session import replay_session
 from data.sample import generate_sample, write_csv
 from monitoring.logging_setup import setup_logging
 from ui.main_window import MainWindow
@@ -38,8 +39,10 @@ SPEED, CLOSED_BEFORE_SHOT, LIMIT_S = 150.0, 2, 240.0
 async def main() -> int:
     csv = work / "synthetic_sample_15m.csv"
     write_csv(generate_sample(), csv)
-    engine = Engine.for_replay(default_config(), work / "data", csv, SPEED)
-    window = MainWindow(engine)
+    engine = replay_session(default_config(), work / "data", csv, SPEED)
+    # Fresh settings: the picture never depends on this machine's saved window layout.
+    settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(engine, settings)
     window.move(0, 0)
     window.resize(1600, 1000)
     window.show()
@@ -52,7 +55,7 @@ async def main() -> int:
             closed += 1
         elif isinstance(event, PositionOpened) and closed >= CLOSED_BEFORE_SHOT:
             engine.set_replay_speed(2.0)       # let the open trade run on slowly for the picture
-            window.control_bar.show_replay_speed(2.0)
+            window.replay_bar.show_speed(2.0)
             ready.set()
 
     engine.bus.subscribe(on_event)
@@ -70,7 +73,7 @@ async def main() -> int:
         print(f"error: no trade opened within {LIMIT_S:.0f} s", file=sys.stderr)
         return 1
     finally:
-        window.close()
+        window.shutdown_now()                   # a position is open: close() would ask
         await window.wait_closed()
 
 

@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self._fresh_comparisons: dict[int, object] = {}  # not settled: computed again later
         self._skipped_signals: list = []                # SignalRecords the agent did not trade
         self._shadow_bars = -1                          # book size at the last shadow update
+        self._shadow_shown: tuple = ()                  # what the vs Backtest tab last showed
 
         self.setObjectName("mainWindow")
         self.setStyleSheet(app_stylesheet())
@@ -155,7 +156,7 @@ class MainWindow(QMainWindow):
             self.bottom_splitter.addWidget(scroll)
         self.bottom_splitter.addWidget(self.tabs)
         self.bottom_splitter.setStretchFactor(2, 1)
-        self.bottom_splitter.setSizes([320, 320, 900])
+        self.bottom_splitter.setSizes([276, 258, 1066])   # the tables get the width
         self.main_splitter = QSplitter(Qt.Orientation.Vertical)
         self.main_splitter.setObjectName("mainSplitter")
         self.main_splitter.addWidget(self.chart)
@@ -634,8 +635,8 @@ class MainWindow(QMainWindow):
     def _on_replay_finished(self, event: ReplayFinished) -> None:
         self.statusBar().showMessage(f"Replay finished: {event.bars:,} bars processed; "
                                      "no more bars will come")
-        self.replay_bar.progress_label.setText(
-            f"finished · {self.replay_bar.progress_label.text()}")
+        self.refresh_replay()
+        self.replay_bar.show_finished()
         self._spawn("Replay summary", lambda: self._replay_summary(event), busy=False)
 
     def replay_summary_text(self, bars: int) -> str:
@@ -786,7 +787,14 @@ class MainWindow(QMainWindow):
             for trade in trades:
                 if trade.id in fresh:
                     self.chart_sync.refresh_card(trade)
-        backtest_signals = {t.signal_ts for t in self.shadow.book.trades()}
+        backtest = self.shadow.book.trades()
+        closed_backtest = sum(1 for t in backtest if t.reason is not None)
+        key = (len(trades), len(self._comparisons), tuple(fresh), len(self._skipped_signals),
+               len(backtest), closed_backtest)
+        if key == self._shadow_shown and not fresh:
+            return          # nothing the panel shows changed: no table refill every second
+        self._shadow_shown = key
+        backtest_signals = {t.signal_ts for t in backtest}
         skipped = [self.shadow.compare_skipped(sig) for sig in self._skipped_signals
                    if sig.bar_ts in backtest_signals]
         shown = {**self._comparisons, **self._fresh_comparisons}
@@ -808,6 +816,7 @@ class MainWindow(QMainWindow):
         self._comparisons = {}
         self._fresh_comparisons = {}
         self._shadow_bars = -1
+        self._shadow_shown = ()
 
     def _sync_open_trade(self, trade) -> None:
         """Catch up with a position the engine restored at start-up (no event announces it)."""

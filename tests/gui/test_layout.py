@@ -106,3 +106,27 @@ async def test_comfortable_at_1366x768(window):
     await resize(window, 1366, 768)
     assert clipped_controls(window) == []
     assert window.chart.height() >= 380
+
+
+async def test_at_1600px_every_trades_column_shows_without_a_sideways_scroll(window, qtbot):
+    from persistence.records import TradeRecord
+
+    def trade(i: int) -> TradeRecord:
+        return TradeRecord(pair="BTC/USDT", signal_ts=1_704_067_200_000 + i * 3_600_000,
+                           entry_ts=1_704_068_100_000 + i * 3_600_000, entry_price=117_411.27,
+                           entry_reference=117_400.0, amount=0.08519876, entry_fee=10.0,
+                           mode="paper", risk_stop=115_000.0, status="closed",
+                           exit_ts=1_704_111_300_000 + i * 3_600_000, exit_price=119_876.54,
+                           exit_reason="STOP_GAP", exit_fee=10.2, bars_held=148,
+                           pnl=-1_234.56, pnl_percent=-12.34, id=1000 + i)
+
+    window.resize(1600, 1000)
+    await until(lambda: window.width() == 1600, "1600 px wide")
+    window.trades_table.set_trades([trade(i) for i in range(5)], "USDT")
+    window.tabs.setCurrentWidget(window.trades_table)
+    await until(lambda: window.trades_table.isVisible(), "the Trades tab")
+    table = window.trades_table
+    n = table.columnCount()
+    last = max(table.sizeHintForColumn(n - 1), table.horizontalHeader().sectionSizeHint(n - 1))
+    needed = sum(table.columnWidth(i) for i in range(n - 1)) + last
+    assert needed <= table.viewport().width(), f"{needed} px of columns in {table.viewport().width()}"

@@ -79,7 +79,8 @@ async def test_the_end_of_a_replay_shows_a_summary(window, monkeypatch):
     assert f"Trades: {len(trades)} (" in text
     assert "Realised PnL: +" in text and "Max drawdown: " in text
     assert "vs backtest: " in text and f"agent {len(trades)} trades" in text
-    assert "finished" in window.replay_bar.progress_label.text()
+    window.refresh_replay()                            # the progress timer keeps running
+    assert window.replay_bar.progress_label.text().startswith("finished · bar 3,000 of 3,000")
 
 
 def test_an_export_is_suggested_in_documents_or_home():

@@ -88,6 +88,7 @@ class FibLadder:
         self._visible = True
         self.note: pg.TextItem | None = None      # "not traded: REASON"
         self._in_view = True                      # some of the segments are in the X range
+        self._label_width: float | None = None    # widest label in pixels (texts are fixed)
         self._newest_x = 0.0
         view.sigYRangeChanged.connect(self._declutter)
         view.sigXRangeChanged.connect(self._place_labels)
@@ -108,6 +109,7 @@ class FibLadder:
         """Replace the ladder; end_x None extends every segment to newest_x. `not_traded` (the
         skip reason) draws it dim, without a target."""
         self.clear()
+        self._label_width = None
         self._start_x, self._end_x = start_x, end_x
         for ratio, price in levels:
             is_target = (not_traded is None and target_ratio is not None
@@ -148,11 +150,13 @@ class FibLadder:
         zoomed-out ladder does not print prices on top of each other."""
         if not self.levels:
             return
-        price_per_px = abs(self._view.viewPixelSize()[1]) or 1.0
+        y0, y1 = self._view.viewRange()[1]
+        height = self._view.height()
+        price_per_px = (y1 - y0) / height if height > 0 and y1 > y0 else 1.0
         shown: list[float] = []
         for level in sorted(self.levels, key=_label_priority):
             keep = all(abs(level.price - p) / price_per_px >= LABEL_GAP_PX for p in shown)
-            level.label.setVisible(self._visible and keep and self._in_view)
+            level.label.setVisible(bool(self._visible and keep and self._in_view))
             if keep:
                 shown.append(level.price)
 
@@ -206,15 +210,18 @@ class FibLadder:
             return
         x0, x1 = self._view.viewRange()[0]
         end_x = self._end_x if self._end_x is not None else self._newest_x
-        in_view = end_x >= x0 and self._start_x <= x1
+        in_view = bool(end_x >= x0 and self._start_x <= x1)
         if in_view != self._in_view:
             self._in_view = in_view          # labels of a ladder out of view would float alone
             self._declutter()
             if self.note is not None:
                 self.note.setVisible(self._visible and in_view)
-        px = abs(self._view.viewPixelSize()[0]) or 0.0
+        width_px = self._view.width()
+        px = (x1 - x0) / width_px if width_px > 0 else 0.0    # cheaper than viewPixelSize()
         right = self._start_x - LABEL_MARGIN_PX * px
-        widest = max(level.label.boundingRect().width() for level in self.levels)
+        if self._label_width is None:
+            self._label_width = max(level.label.boundingRect().width() for level in self.levels)
+        widest = self._label_width
         x, anchor_x = (x0, 0.0) if right - widest * px < x0 else (right, 1.0)
         for level in self.levels:
             if level.label.anchor.x() != anchor_x:

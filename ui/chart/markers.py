@@ -64,6 +64,7 @@ class TradeMarkers:
         self.ring = pg.ScatterPlotItem(symbol="o", size=RING_PX, brush=None,
                                        pen=pg.mkPen(theme.SELECTION, width=2), pxMode=True)
         self.ring.setZValue(21)
+        self.ring.setVisible(False)
         view.addItem(self.ring, ignoreBounds=True)
         self.selected: int | None = None
         self.cards: dict[int, str] = {}
@@ -90,6 +91,7 @@ class TradeMarkers:
         for item in self.items.values():
             item.clear()
         self.ring.clear()
+        self.ring.setVisible(False)
         self.selected = None
         self.cards.clear()
         self._points = []
@@ -99,7 +101,7 @@ class TradeMarkers:
         self._visible = visible
         for item in self.items.values():
             item.setVisible(visible)
-        self.ring.setVisible(visible)
+        self.ring.setVisible(visible and self.selected is not None)
 
     def count(self) -> int:
         return sum(len(item.data) for item in self.items.values())
@@ -113,6 +115,7 @@ class TradeMarkers:
             self.ring.setData(x=list(xs), y=list(ys))
         else:
             self.ring.clear()
+        self.ring.setVisible(bool(points) and self._visible)   # an empty item still costs paints
 
     def positions(self, trade_id: int) -> list[tuple[float, float, str]]:
         """(x, price, kind) of the trade's markers, entry first."""
@@ -125,9 +128,11 @@ class TradeMarkers:
         if self._arrays is None:
             self._arrays = (np.array([p[0] for p in self._points]),
                             np.array([p[1] for p in self._points]))
-        sx, sy = self._view.viewPixelSize()
-        if not sx or not sy:
+        (x0, x1), (y0, y1) = self._view.viewRange()
+        width, height = self._view.width(), self._view.height()
+        if width <= 0 or height <= 0 or x1 <= x0 or y1 <= y0:
             return None
+        sx, sy = (x1 - x0) / width, (y1 - y0) / height     # cheaper than viewPixelSize()
         xs, ys = self._arrays
         d2 = ((xs - x) / sx) ** 2 + ((ys - y) / sy) ** 2
         i = int(np.argmin(d2))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
 
 _PAD_PX = 2.0
@@ -24,6 +24,8 @@ class _ViewSpan(pg.GraphicsObject):
         super().__init__()
         self._view = view
         self._rect = QRectF()
+        # option.exposedRect is then the part Qt repaints, not the whole bounding rect
+        self.setFlag(self.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     def boundingRect(self) -> QRectF:
         return self._rect
@@ -50,6 +52,7 @@ class ViewLine(_ViewSpan):
         self._horizontal = horizontal
         self._pen = QPen(pen)
         self._pen.setCosmetic(True)
+        self._dash = _dash_brush(self._pen, horizontal)
         self._value = 0.0
         self.label = label
         if label is not None:
@@ -81,12 +84,37 @@ class ViewLine(_ViewSpan):
         else:
             line = QLineF(self._value, y0, self._value, y1)
         device = p.transform().map(line)
+        exposed = p.transform().mapRect(option.exposedRect)
         p.save()
         p.resetTransform()
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        p.setPen(self._pen)
-        p.drawLine(device)
+        if self._dash is None:
+            p.setPen(self._pen)
+            p.drawLine(device)
+        else:
+            p.fillRect(self._dash_rect(device, exposed), self._dash_brush_at(device))
         p.restore()
+
+    def _dash_rect(self, device: QLineF, exposed: QRectF) -> QRectF:
+        """The exposed part of the line as a rect as thick as the pen."""
+        width = max(1.0, round(self._pen.widthF()))
+        if self._horizontal:
+            x0, x1 = sorted((device.x1(), device.x2()))
+            x0, x1 = max(x0, exposed.left()), min(x1, exposed.right())
+            return QRectF(x0, round(device.y1() - width / 2), max(0.0, x1 - x0), width)
+        y0, y1 = sorted((device.y1(), device.y2()))
+        y0, y1 = max(y0, exposed.top()), min(y1, exposed.bottom())
+        return QRectF(round(device.x1() - width / 2), y0, width, max(0.0, y1 - y0))
+
+    def _dash_brush_at(self, device: QLineF) -> QBrush:
+        """The dash pattern anchored at the line's start, so a partial repaint continues the
+        dashes exactly where the rest of the line has them."""
+        assert self._dash is not None
+        brush = QBrush(self._dash)
+        origin = min(device.x1(), device.x2()) if self._horizontal else min(device.y1(), device.y2())
+        brush.setTransform(QTransform.fromTranslate(origin, 0.0) if self._horizontal
+                           else QTransform.fromTranslate(0.0, origin))
+        return brush
 
 
 class ViewBand(_ViewSpan):
@@ -117,6 +145,24 @@ class ViewBand(_ViewSpan):
         p.resetTransform()
         p.fillRect(rect.toAlignedRect(), self.brush)
         p.restore()
+
+
+def _dash_brush(pen: QPen, horizontal: bool) -> QBrush | None:
+    """A dashed pen as a texture brush (Qt's DashLine: 4 on, 2 off, in pen widths). Stroking
+    a cosmetic dashed line across the chart costs ~0.2 ms per paint in the raster engine; a
+    texture fill of the same pixels a few microseconds. None for a solid pen."""
+    if pen.style() != Qt.PenStyle.DashLine:
+        return None
+    width = max(1, round(pen.widthF()))
+    on, off = 4 * width, 2 * width
+    size = (on + off, width) if horizontal else (width, on + off)
+    pixmap = QPixmap(*size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.fillRect(QRectF(0, 0, on, width) if horizontal else QRectF(0, 0, width, on),
+                     pen.color())
+    painter.end()
+    return QBrush(pixmap)
 
 
 def dashed_pen(color: QColor | str, width: float = 1.0) -> QPen:

@@ -37,6 +37,7 @@ class ReplayBar(QFrame):
         self.clock_paused = False
         self._position = 0
         self._total = 0
+        self._finished = False
 
         caption = QLabel("Replay")
         caption.setProperty("role", "title")
@@ -94,9 +95,15 @@ class ReplayBar(QFrame):
         self.play_button.setText("Play replay" if paused else "Pause replay")
         self.step_button.setEnabled(paused)
 
+    def show_finished(self) -> None:
+        """The replay ran out of bars: the progress says so from now on."""
+        self._finished = True
+        self.progress_label.setText(f"finished · {progress_text(self._position, self._total)}")
+
     def show_progress(self, position: int, total: int) -> None:
         self._position, self._total = position, total
-        self.progress_label.setText(progress_text(position, total))
+        self.progress_label.setText(("finished · " if self._finished else "")
+                                    + progress_text(position, total))
         if self.slider.isSliderDown():
             return                       # the operator is dragging: do not fight the hand
         self.slider.blockSignals(True)

@@ -26,7 +26,7 @@ from agent.strategy import Decision, StrategyParams
 from persistence.records import SignalRecord, TradeRecord
 from ui import theme
 from ui.panels.shadow_cell import ShadowCell
-from ui.panels.style import format_price, format_utc_ms
+from ui.panels.style import format_price, format_utc_minute, format_utc_ms
 
 LEVEL_COLORS = {Level.NORMAL: theme.UP, Level.WATCH: theme.GOLD, Level.ALERT: theme.DOWN,
                 Level.NO_DATA: theme.NEUTRAL}
@@ -171,7 +171,7 @@ class ShadowPanel(QWidget):
                      f"{t.exit_reason} {format_price(t.exit_price)} {t.pnl_percent or 0.0:+.2f}%")
             back = ("—" if sh is None else "open" if sh.reason is None else
                     f"{sh.reason} {format_price(sh.exit_price)} {sh.pnl_percent:+.2f}%")
-            for column, text in enumerate((format_utc_ms(c.signal_ts), agent, back, cell.text,
+            for column, text in enumerate((format_utc_minute(c.signal_ts), agent, back, cell.text,
                                            c.cause.value)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(cell.tooltip)

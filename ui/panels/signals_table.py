@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QTableWidget, QTa
 
 from persistence.records import SignalRecord
 from ui import theme
-from ui.panels.style import format_price, format_utc_ms
+from ui.panels.style import format_price, format_utc_minute
 
 COLUMNS = ("Signal bar (UTC)", "Close", "Decision", "Reason", "Target")
 MAX_ROWS = 5_000          # the newest; older signals stay in the store
@@ -76,7 +76,7 @@ class SignalsTable(QTableWidget):
 
     def _fill(self, row: int, s: SignalRecord) -> None:
         entered = s.action == "ENTERED"
-        cells = (format_utc_ms(s.bar_ts), format_price(s.close), s.action,
+        cells = (format_utc_minute(s.bar_ts), format_price(s.close), s.action,
                  s.reason,
                  format_price(s.target_price) if s.target_price is not None else "—")
         for column, text in enumerate(cells):

@@ -65,10 +65,20 @@ def format_percent(value: float | None, signed: bool = True) -> str:
 
 
 def format_utc_ms(ts_ms: int | None) -> str:
-    """"2025-07-04 12:15:00 UTC"; the window shows every time in UTC, like the chart axis."""
+    """"2025-07-04 12:15 UTC" ("12:15:07" when not on a whole minute); the window shows every
+    time in UTC, like the chart axis."""
     if ts_ms is None:
         return "—"
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC" if ts_ms % 60_000 == 0 else
+                           "%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_utc_minute(ts_ms: int | None) -> str:
+    """"2025-07-04 12:15": for table columns whose header already says UTC."""
+    if ts_ms is None:
+        return "—"
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def format_duration(ms: float | None) -> str:

@@ -12,13 +12,14 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 from persistence.records import TradeRecord
 from ui import theme
 from ui.panels.shadow_cell import ShadowCell
-from ui.panels.style import format_money, format_percent, format_price, format_utc_ms, pnl_color
+from ui.panels.style import (format_money, format_percent, format_price, format_utc_minute,
+                             pnl_color)
 
-COLUMNS = ("#", "Entry time (UTC)", "Entry", "Exit time (UTC)", "Exit", "Reason", "Bars",
+COLUMNS = ("#", "Opened (UTC)", "Entry", "Closed (UTC)", "Exit", "Reason", "Bars",
            "Size", "Fees", "R", "PnL", "PnL %", "vs backtest")
 NUMERIC = frozenset({0, 2, 4, 6, 7, 8, 9, 10, 11, 12})
 SHADOW_COLUMN = 12
-PNL_COLUMNS = (10, 11)
+PNL_MIN_WIDTHS = {10: 96, 11: 70}    # PnL is what the operator reads: never squeezed
 TRADE_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 TARGET_PREFIXES = ("FIB_", "TP_")
@@ -85,7 +86,7 @@ class TradesTable(QTableWidget):
         self.setShowGrid(False)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(False)
+        header.setStretchLastSection(True)
         header.setSortIndicatorShown(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setSortingEnabled(True)
@@ -130,8 +131,8 @@ class TradesTable(QTableWidget):
     def _resort(self) -> None:
         self.setSortingEnabled(True)
         self.resizeColumnsToContents()
-        for column in PNL_COLUMNS:        # PnL is what the operator reads: never squeezed
-            self.setColumnWidth(column, max(self.columnWidth(column), 110))
+        for column, width in PNL_MIN_WIDTHS.items():
+            self.setColumnWidth(column, max(self.columnWidth(column), width))
 
     def _row_of(self, index: int) -> int:
         for row in range(self.rowCount()):
@@ -181,9 +182,9 @@ class TradesTable(QTableWidget):
         fees = trade.entry_fee + trade.exit_fee
         cells = (
             (str(number), None, number),
-            (format_utc_ms(trade.entry_ts), None, trade.entry_ts),
+            (format_utc_minute(trade.entry_ts), None, trade.entry_ts),
             (format_price(trade.entry_price), None, trade.entry_price),
-            (format_utc_ms(trade.exit_ts), None, trade.exit_ts),
+            (format_utc_minute(trade.exit_ts), None, trade.exit_ts),
             (format_price(trade.exit_price) if trade.exit_price is not None else "—", None,
              trade.exit_price),
             (trade.exit_reason or "—", reason_color, trade.exit_reason or ""),
