@@ -546,7 +546,8 @@ def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_pa
     from agent.alert_bridge import headless_services
     from ui.app import run_gui
 
-    return run_gui(make_engine, autostart=True, services=headless_services(config, creds, data_dir))
+    return run_gui(make_engine, autostart=True, services=headless_services(config, creds, data_dir),
+                   config_path=None if demo else args.config)
 
 
 def _write_demo_sample(data_dir: Path) -> Path:

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -64,7 +65,8 @@ def gui_unavailable_reason(env: dict[str, str] | None = None,
     return None
 
 
-def run_gui(engine_factory: Callable[[], Engine], *, autostart: bool, services=()) -> int:
+def run_gui(engine_factory: Callable[[], Engine], *, autostart: bool, services=(),
+            config_path: Path | None = None) -> int:
     """Open the window over the engine `engine_factory()` builds (inside the running loop) and
     block until the operator closes it. With `autostart` the engine is started at once.
     Returns the process exit code (0, or 1 when the engine did not stop cleanly).
@@ -76,22 +78,23 @@ def run_gui(engine_factory: Callable[[], Engine], *, autostart: bool, services=(
     app.setApplicationDisplayName("Trading Agent")
     app.setQuitOnLastWindowClosed(False)   # the loop, not Qt, decides when we are done
     if sys.version_info >= (3, 12):
-        return asyncio.run(_main(engine_factory, autostart, services),
+        return asyncio.run(_main(engine_factory, autostart, services, config_path),
                            loop_factory=lambda: qasync.QEventLoop(app))
     loop = qasync.QEventLoop(app)          # Python 3.11: asyncio.run takes no loop_factory
     asyncio.set_event_loop(loop)
     with loop:
-        return loop.run_until_complete(_main(engine_factory, autostart, services))
+        return loop.run_until_complete(_main(engine_factory, autostart, services, config_path))
 
 
-async def _main(engine_factory: Callable[[], Engine], autostart: bool, services=()) -> int:
+async def _main(engine_factory: Callable[[], Engine], autostart: bool, services=(),
+                config_path: Path | None = None) -> int:
     engine = engine_factory()
     running = []
     for factory in services:                    # alerts and remote control, as headless
         service = factory(engine)
         await service.start()
         running.append(service)
-    window = MainWindow(engine)
+    window = MainWindow(engine, config_path=config_path)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, window.shutdown_now)   # a signal does not ask
