@@ -437,11 +437,25 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
         _check_gui_can_start()
     if live_market:
         _check_live_confirmed(config, args)
+    loaded = None
+    if not demo and not live_market:      # a file that is mostly bad is refused before the folder exists
+        from data.csv_source import DataError
+        from data.replay_feed import load_replay
+
+        try:
+            with _HeldRecords() as held:      # shown now, written to the folder's log once it exists
+                loaded = load_replay(args.replay, config.timeframe_minutes)
+        except DataError:
+            if data_dir is not None and (data_dir / "trades.db").exists():
+                preflight(data_dir, identity_of(config, mode))   # a folder refusal says more
+            raise
     if data_dir is None:
         temp_dir = data_dir = Path(tempfile.mkdtemp(prefix="trading-agent-demo-"))
     try:
         checked = preflight(data_dir, identity_of(config, mode))
         setup_logging(data_dir / "logs", args.log_level, console=True, mode=mode)
+        if loaded is not None:
+            held.write_to_files()
         if temp_dir is not None:
             log.info("demo: temporary data folder %s (removed at exit)", data_dir)
         elif checked.new_folder or checked.new_ledger:
@@ -454,11 +468,34 @@ def _run(args: argparse.Namespace, demo: bool) -> int:
         for warning in _run_warnings(config, mode):
             log.warning("config: %s", warning)
         csv_path = None if live_market else (_write_demo_sample(data_dir) if demo else args.replay)
-        return _drive(args, config, data_dir, csv_path, speed, demo, mode)
+        return _drive(args, config, data_dir, csv_path, speed, demo, mode, loaded)
     finally:
         if temp_dir is not None:
             _close_file_logs()
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+class _HeldRecords(logging.Handler):
+    """What reading the replay file logged before the data folder (and its log) existed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> "_HeldRecords":
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger().removeHandler(self)
+
+    def write_to_files(self) -> None:
+        for record in self.records:
+            record.file_only = True               # the console has shown it already
+            logging.getLogger(record.name).handle(record)
 
 
 def _close_file_logs() -> None:
@@ -517,7 +554,7 @@ def _check_exchange_ready(config: AgentConfig, creds, exchange_url: str | None) 
 
 
 def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_path: Path | None,
-           speed: float | None, demo: bool, mode: str) -> int:
+           speed: float | None, demo: bool, mode: str, loaded=None) -> int:
     from agent.credentials import CredentialError, load_for_config
 
     try:       # every value found is registered with the redactor before anything can log it
@@ -533,7 +570,7 @@ def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_pa
         from agent import session
 
         if csv_path is not None:
-            return session.replay_session(config, data_dir, csv_path, speed)
+            return session.replay_session(config, data_dir, csv_path, speed, loaded)
         return session.market_session(config, data_dir, mode, api_key=creds.api_key,
                                       secret=creds.api_secret, password=creds.get("api_passphrase"),
                                       exchange_url=args.exchange_url)

@@ -19,7 +19,7 @@ from data import market as mk
 from data.candle_cache import CANDLE_CACHE_FILE, CandleCache
 from data.feed_health import FeedClock
 from data.live_feed import LiveFeed
-from data.replay_feed import ReplayFeed, load_replay
+from data.replay_feed import ReplayData, ReplayFeed, load_replay
 from persistence.paths import DataDir
 
 if TYPE_CHECKING:     # ccxt is imported only by sessions that trade at an exchange
@@ -64,12 +64,18 @@ def paper_venue(config: AgentConfig, data_dir: Path) -> PaperVenue:
                       path=DataDir(Path(data_dir)).root / PAPER_VENUE_FILE)
 
 
-def replay_session(config: AgentConfig, data_dir: Path, csv_path: Path, speed: float | None) -> Engine:
-    """Bars from a CSV on a simulated clock, orders on the paper venue: the replay and the demo."""
+def replay_session(config: AgentConfig, data_dir: Path, csv_path: Path, speed: float | None,
+                   loaded: ReplayData | None = None) -> Engine:
+    """Bars from a CSV on a simulated clock, orders on the paper venue: the replay and the demo.
+    `loaded`: the file already read for the config's timeframe (the CLI checks it before it
+    touches the data folder), so it is not read twice."""
     csv_path = Path(csv_path)
 
     def make_feed(cfg: AgentConfig) -> ReplayFeed:
-        return ReplayFeed(load_replay(csv_path, cfg.timeframe_minutes).bars, speed,
+        nonlocal loaded
+        data = loaded if loaded is not None and cfg is config else load_replay(csv_path, cfg.timeframe_minutes)
+        loaded = None
+        return ReplayFeed(data.bars, speed,
                           source_name=csv_path.name, timeframe_ms=cfg.timeframe_minutes * 60_000)
 
     Path(data_dir).mkdir(parents=True, exist_ok=True)
