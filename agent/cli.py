@@ -101,15 +101,57 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _status_arguments(p: argparse.ArgumentParser) -> None:
+    _data_dir_argument(p)
+    p.add_argument("--bars", type=Path, metavar="CSV", help="the bars the trades were made on: adds "
+                   "the live-vs-backtest review (overall and per month)")
+    p.add_argument("--config", type=Path, help="config the trades were made with, for the review "
+                   "(default: DATA_DIR/config.json)")
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from agent.data_folder import open_for_reading
 
     store = open_for_reading(args.data_dir)
     try:
         _print_status(store)
+        if args.bars is not None:
+            _print_shadow_review(store, args)
     finally:
         store.close()
     return EXIT_OK
+
+
+def _print_shadow_review(store, args: argparse.Namespace) -> None:
+    """The PRD's live-vs-backtest review: the agent's closed trades against the backtest app's
+    own trades on the same bars (20% degradation normal, over 50% an alert)."""
+    from agent.backtest_shadow import ShadowSeries, backtest_trades
+    from agent.shadow_review import monthly_reviews, review_period
+
+    cfg, params, bars = _shadow_inputs(args)
+    series = ShadowSeries.from_bars(bars, params)
+    backtest = backtest_trades(series, params)
+    trades = store.closed_trades()
+    first, last = int(series.ts[0]), int(series.ts[-1])
+    print(f"live vs backtest ({args.bars.name}, {cfg.exchange.trading_pair} {cfg.timeframe}):")
+    print(f"  all bars   {review_period(trades, backtest, first, last + 1).summary()}")
+    for month in monthly_reviews(trades, backtest, first, last):
+        if month.agent.trades or month.backtest.trades:
+            print(f"  month      {month.summary()}")
+
+
+def _shadow_inputs(args: argparse.Namespace):
+    from agent.strategy import StrategyParams
+    from data.replay_feed import load_replay
+
+    config_path = args.config or args.data_dir / "config.json"
+    if not config_path.exists():
+        raise UsageError(f"the backtest shadow needs the config the trades were made with: "
+                         f"--config PATH ({config_path} does not exist)")
+    if not args.bars.exists():
+        raise UsageError(f"bars file not found: {args.bars}")
+    cfg = load_config(config_path)
+    return cfg, StrategyParams.from_config(cfg), load_replay(args.bars, cfg.timeframe_minutes).bars
 
 
 def _cmd_clear_halt(args: argparse.Namespace) -> int:
@@ -122,8 +164,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             _validate_arguments, _cmd_validate),
     Command("export-trades", "write every trade to a CSV file (ISO 8601 UTC times)",
             _export_arguments, _cmd_export),
-    Command("status", "halt flag, balance, open position and totals of a data folder",
-            _data_dir_argument, _cmd_status),
+    Command("status", "halt flag, balance, open position, totals and KPIs of a data folder "
+            "(--bars CSV: the live-vs-backtest review)", _status_arguments, _cmd_status),
     Command("clear-halt", "clear an emergency-stop or daily-loss halt (engine stopped)",
             _data_dir_argument, _cmd_clear_halt),
 )}
@@ -279,18 +321,8 @@ def _shadow_columns(store, args: argparse.Namespace) -> tuple[tuple[str, ...], d
     """The backtest shadow of every stored trade, from the bars in --bars (the store keeps none)."""
     from agent.backtest_shadow import ShadowSeries
     from agent.shadow_compare import SHADOW_EXPORT_COLUMNS, export_row, shadow_report
-    from agent.strategy import StrategyParams
-    from data.replay_feed import load_replay
 
-    config_path = args.config or args.data_dir / "config.json"
-    if not config_path.exists():
-        raise UsageError(f"the shadow columns need the config the trades were made with: "
-                         f"--config PATH ({config_path} does not exist)")
-    if not args.bars.exists():
-        raise UsageError(f"bars file not found: {args.bars}")
-    cfg = load_config(config_path)
-    params = StrategyParams.from_config(cfg)
-    bars = load_replay(args.bars, cfg.timeframe_minutes).bars
+    _, params, bars = _shadow_inputs(args)
     series = ShadowSeries.from_bars(bars, params)
     trades = store.closed_trades() + ([t] if (t := store.open_trade()) is not None else [])
     report = shadow_report(series, trades, [], params, backtest=())
@@ -325,7 +357,7 @@ def _print_status(store) -> None:
     print(f"halted: {cp.halt_reason or 'no'}")
     print(f"balance: {'-' if cp.balance is None else f'{cp.balance:.2f}'}")
     print(f"last bar: {'-' if cp.last_bar_ts is None else iso_utc(cp.last_bar_ts)}")
-    print(f"open position: {'none' if trade is None else f'{trade.amount} @ {trade.entry_price}'}")
+    print(f"open position: {'none' if trade is None else f'{trade.amount:.8g} @ {trade.entry_price:.10g}'}")
     print(f"trades: {stats.total_trades}, pnl {stats.total_pnl:.2f}, "
           f"win rate {'-' if stats.win_rate is None else f'{stats.win_rate:.1f}%'}")
     from monitoring.kpis import kpis_from_store

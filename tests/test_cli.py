@@ -111,3 +111,22 @@ def test_demo_headless_runs_to_the_end_of_the_synthetic_sample_and_exits_0(tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SYNTHETIC" in result.stderr
     assert "closed trades" in result.stderr
+
+
+def test_status_with_the_bars_prints_the_live_vs_backtest_review(tmp_path, sample_csv):
+    data = tmp_path / "d"
+    assert run("--data-dir", str(data), "--no-gui", "--replay", str(sample_csv), "--speed", "max").returncode == 0
+    plain = run("status", "--data-dir", str(data))
+    assert plain.returncode == 0 and "live vs backtest" not in plain.stdout
+    result = run("status", "--data-dir", str(data), "--bars", str(sample_csv), "--config", str(DEFAULT_CONFIG))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    review = lines[lines.index(next(ln for ln in lines if ln.startswith("live vs backtest"))) + 1:]
+    overall = review[0]
+    closed = next(int(ln.split()[1].rstrip(",")) for ln in lines if ln.startswith("trades:"))
+    assert overall.strip().startswith("all bars") and f"agent {closed} trades" in overall
+    assert "backtest" in overall and any(word in overall for word in ("normal", "watch", "ALERT"))
+    assert sum(1 for ln in review if ln.strip().startswith("month")) >= 2
+    missing = run("status", "--data-dir", str(data), "--bars", str(tmp_path / "nope.csv"),
+                  "--config", str(DEFAULT_CONFIG))
+    assert missing.returncode == 2 and "bars file not found" in missing.stderr
