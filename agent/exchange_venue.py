@@ -19,8 +19,17 @@ data.exchange. The engine cannot tell it from the paper venue.
   estimated slippage is beyond its tolerance). A market entry the exchange acknowledges without
   filling it at once is watched for `order_timeout_s`; then what is left of it is canceled (never
   sent again) and its final view reported: a partial fill becomes the position.
-- Order updates come from polling the orders this venue placed (fetch_order by id) every
-  `poll_interval_s`, and from every answer the exchange gives about an order.
+- Order updates come from the exchange's user data stream (ccxt `watch_orders`; for Binance
+  spot the WebSocket API subscription, no listenKey) within milliseconds of a fill, from every
+  answer the exchange gives about an order, and from polling the orders still open (fetch_order
+  by id). Every update carries the order's whole state and goes through the same path
+  (`_view`: fees from the fills, asked for over REST when the stream's fills do not add up to
+  the filled amount), so a repeat between stream and poll changes nothing; a view older than
+  the one already known (a poll reply overtaken by the stream) is not reported. While the
+  stream is subscribed the poller runs every `stream_poll_interval_s` (a safety net); when it
+  drops, polling goes back to `poll_interval_s` at once and the stream is resubscribed with
+  exponential backoff and jitter (tenacity); after every (re)subscription the open orders are
+  looked up once, so nothing that happened during the gap is missed.
 """
 from __future__ import annotations
 
@@ -31,18 +40,28 @@ from dataclasses import replace
 from typing import Any
 
 import ccxt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from agent.venue import (BookQuote, MarketRules, OrderOutcomeUnknown, OrderRejected, OrderUpdate,
                          UpdateCallback, walk_asks)
 from data.exchange import ExchangeClient
 from data.exchange_errors import ErrorClass, SubmitAmbiguous, classify, redact
 from data.market_rules import PairRules
+from monitoring.redaction import redact as redact_secrets
 from persistence.records import OrderRecord
 
 log = logging.getLogger(__name__)
 
 STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "canceling": "open",
           "expired": "canceled", "rejected": "rejected"}
+FINAL = ("filled", "canceled", "rejected")
+
+
+def behind(new: OrderRecord, known: OrderRecord) -> bool:
+    """`new` is an older view of the order than `known` (less filled, or open after final)."""
+    if new.filled_amount + 1e-12 < known.filled_amount:
+        return True
+    return known.status in FINAL and new.status not in FINAL
 
 
 class ExchangeVenue:
@@ -50,7 +69,10 @@ class ExchangeVenue:
 
     def __init__(self, client: ExchangeClient, symbol: str, *, mode: str = "testnet",
                  poll_interval_s: float = 1.0, owns_client: bool = True,
-                 order_timeout_s: float = 30.0) -> None:
+                 order_timeout_s: float = 30.0, user_stream: bool = True,
+                 stream_poll_interval_s: float | None = None, stream_backoff_s: float = 0.5,
+                 stream_backoff_max_s: float = 30.0, stream_reset_after_s: float = 60.0,
+                 stream_check_s: float = 5.0) -> None:
         if mode not in ("testnet", "live"):
             raise ValueError(f"an exchange venue is testnet or live, not {mode!r}")
         self.client = client
@@ -67,6 +89,20 @@ class ExchangeVenue:
         self._watch: set[str] = set()                 # client ids still open at the exchange
         self._poller: asyncio.Task | None = None
         self._closed = False
+        # user data stream
+        self.user_stream = user_stream
+        self.stream_poll_interval_s = (stream_poll_interval_s if stream_poll_interval_s is not None
+                                       else 10 * poll_interval_s)
+        self.stream_backoff_s = stream_backoff_s
+        self.stream_backoff_max_s = stream_backoff_max_s
+        self.stream_reset_after_s = stream_reset_after_s
+        self.stream_check_s = stream_check_s
+        self.stream_healthy = False
+        self.stream_subscriptions = 0                 # successful (re)subscriptions
+        self.stream_updates = 0                       # order updates the stream reported
+        self._stream: asyncio.Task | None = None
+        self._stream_seen: dict[str, tuple] = {}      # client id -> last stream state handled
+        self._poll_wake = asyncio.Event()
 
     # ----- rules ------------------------------------------------------------------------------
     async def market_rules(self) -> MarketRules:
@@ -75,6 +111,7 @@ class ExchangeVenue:
                            min_notional=r.min_notional, price_tick=r.price_tick)
 
     async def _pair_rules(self) -> PairRules:
+        self._ensure_stream()
         if self.rules is None:
             try:
                 await self.client.load_markets()
@@ -127,6 +164,7 @@ class ExchangeVenue:
         if why is not None:
             raise OrderRejected(f"{order.client_order_id} refused before sending: {why}")
         params["clientOrderId"] = order.client_order_id
+        self._known.setdefault(order.client_order_id, replace(order))   # the stream may answer first
         try:
             raw = await self.client.create_order(self.symbol, ccxt_type, order.side, amount, ccxt_price, params)
         except SubmitAmbiguous as exc:
@@ -182,6 +220,8 @@ class ExchangeVenue:
                    "aboveClientOrderId": target.client_order_id,
                    "belowType": "STOP_LOSS", "belowStopPrice": self.client.ex.price_to_precision(self.symbol, below),
                    "belowClientOrderId": stop.client_order_id, "newOrderRespType": "FULL"}
+        for leg in (target, stop):
+            self._known.setdefault(leg.client_order_id, replace(leg))
         try:
             raw = await self.client.create_oco(request)
         except SubmitAmbiguous as exc:
@@ -234,6 +274,7 @@ class ExchangeVenue:
         return out
 
     async def balances(self) -> dict[str, float]:
+        self._ensure_stream()
         try:
             bal = await self.client.balance()
         except ccxt.BaseError as exc:
@@ -242,7 +283,8 @@ class ExchangeVenue:
 
     async def close(self) -> None:
         self._closed = True
-        tasks = [t for t in (self._poller, *self._deadlines.values()) if t is not None]
+        self.stream_healthy = False
+        tasks = [t for t in (self._poller, self._stream, *self._deadlines.values()) if t is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -289,6 +331,125 @@ class ExchangeVenue:
             self._known[cid] = replace(before, reason=f"not filled within order_timeout_seconds "
                                                       f"({self.order_timeout_s:g} s): the rest canceled, not retried")
         return await self.cancel(cid)
+
+    # ----- user data stream ---------------------------------------------------------------------
+    def _ensure_stream(self) -> None:
+        """Start the user data stream at the venue's first use (idempotent)."""
+        if not self.user_stream or self._closed or (self._stream is not None and not self._stream.done()):
+            return
+        ex = self.client.ex
+        if not (getattr(ex, "has", {}) or {}).get("watchOrders") or not getattr(ex, "apiKey", None):
+            log.info("%s: no user data stream (watch_orders unsupported or no API key): order updates "
+                     "by polling every %g s", self.symbol, self.poll_interval_s)
+            self.user_stream = False
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._stream = loop.create_task(self._stream_loop(), name="exchange-venue-user-stream")
+
+    async def _stream_loop(self) -> None:
+        """Keep the stream subscribed: exponential backoff with jitter between failed sessions,
+        a fresh backoff after a session that was healthy for stream_reset_after_s."""
+        while not self._closed:
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(Exception),
+                wait=wait_exponential_jitter(multiplier=self.stream_backoff_s, max=self.stream_backoff_max_s,
+                                             jitter=self.stream_backoff_s / 2),
+                before_sleep=self._stream_retry_log, reraise=True)
+            async for attempt in retrying:
+                with attempt:
+                    await self._stream_session()
+
+    def _stream_retry_log(self, state: RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("user data stream: resubscribing in %.2f s (attempt %d)", wait, state.attempt_number)
+
+    def _stream_subscribed(self) -> bool:
+        """False when the connection or its subscription is gone without the pending watch being
+        told (Binance's eventStreamTerminated ends the subscription, not the watch)."""
+        ex = self.client.ex
+        url = (((ex.urls.get("api") or {}).get("ws") or {}).get("ws-api") or {}).get("spot")
+        if not isinstance(url, str):
+            return True                                   # not Binance's WebSocket API: cannot tell
+        client = (getattr(ex, "clients", None) or {}).get(url)
+        return client is not None and "spot" in client.subscriptions
+
+    async def _stream_session(self) -> None:
+        """Subscribe, look the open orders up once (what happened while unsubscribed), then apply
+        every update until the stream fails (raises), or return after a long healthy session
+        failed (the next one starts with a fresh backoff)."""
+        ex = self.client.ex
+        loop = asyncio.get_running_loop()
+        healthy_since: float | None = None
+        watch: asyncio.Future | None = None
+        try:
+            if isinstance(getattr(ex, "balance", None), dict):
+                # ccxt 4.5 readies this cache in watch_orders, after the subscription: a balance
+                # event in between would raise KeyError inside its receive loop
+                ex.balance.setdefault("spot", {})
+            if callable(getattr(ex, "authenticate", None)):
+                await ex.authenticate({"type": "spot"})   # Binance spot: the WebSocket API subscription
+            watch = asyncio.ensure_future(ex.watch_orders(self.symbol))
+            await asyncio.sleep(0)                        # the watch's future exists from here on
+            self.stream_healthy, healthy_since = True, loop.time()
+            self.stream_subscriptions += 1
+            log.info("user data stream subscribed (%s): polling every %g s as a safety net", self.symbol,
+                     self.stream_poll_interval_s)
+            await self.poll_now()                         # the gap before the subscription
+            await self._drain_stream()
+            while not self._closed:
+                done, _ = await asyncio.wait({watch}, timeout=self.stream_check_s)
+                if not done:
+                    if not self._stream_subscribed():
+                        raise ccxt.NetworkError("user data stream: subscription ended by the exchange")
+                    continue
+                watch.result()                            # raises what ended the stream
+                await self._drain_stream()
+                watch = asyncio.ensure_future(ex.watch_orders(self.symbol))
+                await asyncio.sleep(0)
+                await self._drain_stream()                # what arrived before the new watch existed
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._stream_down(exc)
+            if healthy_since is not None and loop.time() - healthy_since >= self.stream_reset_after_s:
+                return
+            raise
+        finally:
+            if watch is not None and not watch.done():
+                watch.cancel()
+
+    def _stream_down(self, exc: BaseException) -> None:
+        self.stream_healthy = False
+        self._poll_wake.set()                             # the poller goes back to its fast pace now
+        if not self._closed:
+            log.warning("user data stream lost (%s: %s): polling every %g s until it is back",
+                        type(exc).__name__, redact_secrets(redact(str(exc)))[:200], self.poll_interval_s)
+
+    async def _drain_stream(self) -> None:
+        """Apply every order of ours whose cached stream state changed since last handled. ccxt
+        wakes a watch only for messages that arrive while it waits; the cache has them all."""
+        ex = self.client.ex
+        while not self._closed:
+            todo = []
+            for raw in list(getattr(ex, "orders", None) or []):
+                cid = raw.get("clientOrderId")
+                if raw.get("symbol") != self.symbol or cid not in self._known:
+                    continue
+                key = (raw.get("status"), raw.get("filled"), raw.get("lastUpdateTimestamp"),
+                       len(raw.get("trades") or []))
+                if self._stream_seen.get(cid) != key:
+                    todo.append((cid, key, raw))
+            if not todo:
+                return
+            for cid, key, raw in todo:
+                self._stream_seen[cid] = key
+                self.stream_updates += 1
+                record, changed = await self._view_changed(self._known[cid], raw)
+                if changed:
+                    self._report(record)
 
     # ----- internals --------------------------------------------------------------------------
     def _now(self) -> int:
@@ -340,8 +501,11 @@ class ExchangeVenue:
                            stop_price=float(raw["triggerPrice"]) if raw.get("triggerPrice") else None)
 
     async def _view(self, order: OrderRecord, raw: dict) -> OrderRecord:
+        return (await self._view_changed(order, raw))[0]
+
+    async def _view_changed(self, order: OrderRecord, raw: dict) -> tuple[OrderRecord, bool]:
         """The engine's record of the exchange's view; fees from the fills (asked for when the
-        reply had none)."""
+        reply had none), and whether it moves the order on from the view known before."""
         filled = float(raw.get("filled") or 0.0)
         trades = raw.get("trades") or []
         if filled > 0 and abs(sum(float(t.get("amount") or 0.0) for t in trades) - filled) > 1e-12:
@@ -352,8 +516,8 @@ class ExchangeVenue:
                             type(exc).__name__)
                 trades = []
         record = self._record(order, raw, trades)
-        self._remember(record)
-        return replace(record)
+        changed = self._remember(record)
+        return replace(record), changed
 
     def _record(self, order: OrderRecord, raw: dict, trades: list[dict]) -> OrderRecord:
         status = STATUS.get(str(raw.get("status")), "open")
@@ -382,23 +546,42 @@ class ExchangeVenue:
                        fee=round(fee_quote, 10), exchange_order_id=str(raw.get("id")), updated_ts=ts,
                        reason=reason)
 
-    def _remember(self, record: OrderRecord) -> None:
-        self._known[record.client_order_id] = replace(record)
+    def _remember(self, record: OrderRecord) -> bool:
+        """Keep the newest view (a reply overtaken by the stream does not undo it); True when
+        `record` changed the order's status or filled amount."""
+        cid = record.client_order_id
+        before = self._known.get(cid)
+        if before is not None and before.exchange_order_id is not None and behind(record, before):
+            return False
+        self._known[cid] = replace(record)
         if record.status == "open":
-            self._watch.add(record.client_order_id)
+            self._watch.add(cid)
             self._ensure_poller()
+            self._ensure_stream()
         else:
-            self._watch.discard(record.client_order_id)
+            self._watch.discard(cid)
+        return (before is None or before.exchange_order_id is None
+                or (record.status, record.filled_amount) != (before.status, before.filled_amount))
 
     def _ensure_poller(self) -> None:
         if self._poller is None or self._poller.done():
             if not self._closed:
                 self._poller = asyncio.get_running_loop().create_task(self._poll(), name="exchange-venue-poll")
 
+    def current_poll_interval(self) -> float:
+        """The safety-net interval while the user stream is subscribed, the fast one otherwise."""
+        return self.stream_poll_interval_s if self.stream_healthy else self.poll_interval_s
+
     async def _poll(self) -> None:
         """Report every change of the orders still open at the exchange."""
         while self._watch and not self._closed:
-            await asyncio.sleep(self.poll_interval_s)
+            self._poll_wake.clear()
+            try:       # woken early when the stream drops: back to the fast interval at once
+                await asyncio.wait_for(self._poll_wake.wait(), self.current_poll_interval())
+            except asyncio.TimeoutError:
+                pass
+            if self._closed:
+                return
             await self.poll_now()
 
     def watching(self) -> int:
@@ -410,13 +593,19 @@ class ExchangeVenue:
         price cross a resting level calls this instead of waiting for the next poll)."""
         for cid in list(self._watch):
             before = self._known.get(cid)
+            if before is None:
+                continue
             try:
-                now = await self.lookup(cid)
-            except OrderOutcomeUnknown as exc:
-                log.warning("polling %s: %s", cid, exc)
+                raw = await self.client.order_by_client_id(self.symbol, cid)
+            except ccxt.BaseError as exc:
+                log.warning("polling %s: %s: %s", cid, type(exc).__name__, redact(str(exc))[:200])
                 continue
-            if now is None or before is None:
+            if raw is None:
                 continue
-            if (now.status, now.filled_amount) != (before.status, before.filled_amount):
-                if self._callback is not None:
-                    self._callback(OrderUpdate(replace(now), now.updated_ts or self._now()))
+            now, changed = await self._view_changed(self._known.get(cid) or before, raw)
+            if changed:
+                self._report(now)
+
+    def _report(self, record: OrderRecord) -> None:
+        if self._callback is not None:
+            self._callback(OrderUpdate(replace(record), record.updated_ts or self._now()))

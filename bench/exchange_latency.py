@@ -4,7 +4,8 @@
   (rules check, signed POST, reply parsed, fees read from the fills);
 - fill -> engine event: the simulator fills a resting limit sell; time until the venue's
   OrderUpdate reaches the callback, (a) by the poller at its interval, (b) with poll_now() called
-  by the source right after the price print.
+  by the source right after the price print (both with the user data stream off), (c) by the user
+  data stream (ccxt watch_orders on the WebSocket API), polling off.
 
     .venv/bin/python bench/exchange_latency.py [--n 50] [--poll 0.25]
 """
@@ -35,11 +36,27 @@ def show(name: str, xs: list[float]) -> None:
           f"   max {max(xs):7.2f} ms")
 
 
+async def fills(sim, venue, got: dict, n: int, mode: str) -> list[float]:
+    lat: list[float] = []
+    for i in range(n):
+        cid = f"s-{mode}-{i}"
+        sim.set_price(30_000)
+        await venue.place(OrderRecord(cid, 1, "sell", "limit", 0.005, 0, purpose="exit", limit_price=30_010.0))
+        t0 = time.perf_counter()
+        sim.set_price(30_010)
+        if mode == "poll_now":
+            await venue.poll_now()
+        while cid not in got:
+            await asyncio.sleep(0.0005)
+        lat.append((got[cid] - t0) * 1000)
+    return lat
+
+
 async def main(n: int, poll: float) -> None:
     sim = await ExchangeSim(balances={"USDT": 1e9, "BTC": 100.0}).start()
     client = ExchangeClient(ExchangeSettings(exchange_url=sim.url), api_key=sim.api_key, secret=sim.secret)
     client.ex.enableRateLimit = False       # measure our path, not ccxt's 50 ms throttle
-    venue = ExchangeVenue(client, "BTC/USDT", poll_interval_s=poll)
+    venue = ExchangeVenue(client, "BTC/USDT", poll_interval_s=poll, user_stream=False, owns_client=False)
     got: dict[str, float] = {}
     venue.on_update(lambda u: got.setdefault(u.order.client_order_id, time.perf_counter())
                     if u.order.status == "filled" else None)
@@ -54,20 +71,22 @@ async def main(n: int, poll: float) -> None:
     show("submit -> ack (market buy, filled)", submit)
 
     for mode in ("poller", "poll_now"):
-        lat: list[float] = []
-        for i in range(n):
-            cid = f"s-{mode}-{i}"
-            sim.set_price(30_000)
-            await venue.place(OrderRecord(cid, 1, "sell", "limit", 0.005, 0, limit_price=30_010.0))
-            t0 = time.perf_counter()
-            sim.set_price(30_010)
-            if mode == "poll_now":
-                await venue.poll_now()
-            while cid not in got:
-                await asyncio.sleep(0.001)
-            lat.append((got[cid] - t0) * 1000)
+        lat = await fills(sim, venue, got, n, mode)
         show(f"fill -> engine event ({mode}{f', {poll:g} s' if mode == 'poller' else ''})", lat)
     await venue.close()
+
+    stream = ExchangeVenue(client, "BTC/USDT", poll_interval_s=3600.0, owns_client=False)
+    stream.on_update(lambda u: got.setdefault(u.order.client_order_id, time.perf_counter())
+                     if u.order.status == "filled" else None)
+    await stream.market_rules()
+    while not stream.stream_healthy:
+        await asyncio.sleep(0.01)
+    polled = sim.count("GET", "order")
+    lat = await fills(sim, stream, got, n, "stream")
+    show("fill -> engine event (user stream)", lat)
+    print(f"{'':<38} order lookups during the stream run: {sim.count('GET', 'order') - polled}", flush=True)
+    await stream.close()
+    await client.close()
     await sim.stop()
 
 

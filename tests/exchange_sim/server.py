@@ -9,6 +9,17 @@ What it speaks (paths under /api/v3, as ccxt's binance class sends them):
   /sapi/v1/account/apiRestrictions (`sim.api_restrictions`: may the key trade, withdraw);
 - WebSocket at /ws/<n>: SUBSCRIBE/UNSUBSCRIBE to <sym>@kline_<tf>, @trade, @bookTicker,
   @ticker, @miniTicker.
+- The user data stream as ccxt 4.5 uses it for spot: no listenKey, but Binance's WebSocket API at
+  /ws-api/v3, request `userDataStream.subscribe.signature` (params apiKey, timestamp[,
+  recvWindow], HMAC signature over the sorted params) answered `{"id", "status": 200, "result":
+  {"subscriptionId": n}}`, then `{"subscriptionId": n, "event": {...}}` for every change made
+  after it: executionReport (NEW, TRADE with the cumulative and last quantity, last price,
+  commission and its asset, trade id and maker flag, CANCELED with the cancel's id in `c` and the
+  order's in `C`, EXPIRED), listStatus for OCO lists, outboundAccountPosition for the balances
+  that changed. `userDataStream.unsubscribe` ends it. Faults: `drop_user_streams()` cuts those
+  connections, `refuse_user_streams` rejects new ones, `terminate_user_streams()` sends
+  `eventStreamTerminated` (Binance ending a subscription), `reject_user_stream_subscribe`
+  answers the next N subscribe requests with an error.
 
 Market model: one symbol; the last price moves only when the test says (`set_price`, `play`).
 The book is synthetic around the last price: best bid = last price on the tick grid, best ask one
@@ -200,6 +211,7 @@ class ExchangeSim:
         self._list_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
         self._sockets: set[web.WebSocketResponse] = set()
+        self._user_init()
         self._subs: dict[web.WebSocketResponse, set[str]] = {}
         self._closing: asyncio.Event | None = None    # created in start() (needs a loop)
         self._runner: web.AppRunner | None = None
@@ -218,6 +230,7 @@ class ExchangeSim:
         app.router.add_route("*", SAPI + "/{path:.*}", self._http)
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/ws/{n}", self._ws)
+        app.router.add_get("/ws-api/v3", self._ws_api)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -229,6 +242,8 @@ class ExchangeSim:
         if self._closing is not None:
             self._closing.set()
         for ws in list(self._sockets):
+            await ws.close()
+        for ws in list(self._api_sockets):
             await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -278,6 +293,7 @@ class ExchangeSim:
         self._match(now)
         self._publish_kline(c, closed=False, now=now)
         self._publish_book(now)
+        self._user_sync()
 
     def open_candle(self, ts: int, price: float) -> None:
         """Start the candle containing market time `ts` at `price` (its open; the previous
@@ -311,6 +327,7 @@ class ExchangeSim:
         o.status = "FILLED" if o.remaining <= 0 else "PARTIALLY_FILLED"
         if o.status == "FILLED":
             self._finish(o, now)
+        self._user_sync()
 
     def drop_sockets(self) -> int:
         """Cut every WebSocket connection without a close handshake."""
@@ -351,6 +368,7 @@ class ExchangeSim:
                 if early is not None:
                     return early
             payload = self._dispatch(method, path, params, request.headers, raw_query, body)
+            self._user_sync(cancel_reply=payload if (method, path) == ("DELETE", "order") else None)
             if fault is not None:
                 late = await self._fault_after(fault, request, payload)
                 if late is not None:
@@ -1049,6 +1067,194 @@ class ExchangeSim:
         self._publish(f"{s.lower()}@ticker", ticker)
         self._publish(f"{s.lower()}@miniTicker", {k: ticker[k] for k in ("e", "E", "s", "c", "o", "h", "l", "v", "q")}
                       | {"e": "24hrMiniTicker"})
+
+    # ----- user data stream (WebSocket API, as ccxt 4.5 uses it for spot) ---------------------
+    def _user_init(self) -> None:
+        self._api_sockets: set[web.WebSocketResponse] = set()
+        self._user_subs: dict[web.WebSocketResponse, set[int]] = {}
+        self._user_queues: dict[web.WebSocketResponse, asyncio.Queue] = {}
+        self._user_sub_ids = itertools.count(0)
+        self._user_seen: dict[int, tuple[str, int]] = {}     # order id -> (status, fills) published
+        self._user_lists: dict[int, str] = {}                # list id -> listOrderStatus published
+        self._user_balances: dict[str, tuple[Decimal, Decimal]] = {}
+        self.user_events: list[dict] = []                    # every event sent (tests assert on it)
+        self.refuse_user_streams = 0                         # reject the next N ws-api connections
+        self.reject_user_stream_subscribe = 0                # answer the next N subscribes with -1022
+
+    def user_stream_subscribers(self) -> int:
+        return sum(len(s) for s in self._user_subs.values())
+
+    def drop_user_streams(self) -> int:
+        """Cut every WebSocket API connection (the user data stream) without a close handshake."""
+        n = 0
+        for ws in list(self._api_sockets):
+            transport = ws._req.transport if ws._req is not None else None   # noqa: SLF001
+            if transport is not None:
+                transport.abort()
+                n += 1
+        return n
+
+    def terminate_user_streams(self) -> int:
+        """Binance ending the subscriptions (`eventStreamTerminated`); the connection stays up."""
+        n = 0
+        for ws, subs in list(self._user_subs.items()):
+            for sid in sorted(subs):
+                self._user_queues[ws].put_nowait({"subscriptionId": sid, "event": {
+                    "e": "eventStreamTerminated", "E": self.clock()}})
+                n += 1
+            subs.clear()
+        return n
+
+    async def _ws_api(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_user_streams:
+            self.refuse_user_streams -= 1
+            raise web.HTTPServiceUnavailable()
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        queue: asyncio.Queue = asyncio.Queue()
+        self._api_sockets.add(ws)
+        self._user_subs[ws] = set()
+        self._user_queues[ws] = queue
+        writer = asyncio.get_running_loop().create_task(self._user_writer(ws, queue))
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    req = json.loads(msg.data)
+                except ValueError:
+                    queue.put_nowait({"id": None, "status": 400, "error": {"code": -1102, "msg": "Invalid JSON"}})
+                    continue
+                queue.put_nowait(self._ws_api_request(ws, req))
+        finally:
+            self._api_sockets.discard(ws)
+            self._user_subs.pop(ws, None)
+            self._user_queues.pop(ws, None)
+            writer.cancel()
+        return ws
+
+    @staticmethod
+    async def _user_writer(ws: web.WebSocketResponse, queue: asyncio.Queue) -> None:
+        """One writer per connection: replies and events leave in the order they were made."""
+        while True:
+            payload = await queue.get()
+            try:
+                await ws.send_str(json.dumps(payload))
+            except (ConnectionError, RuntimeError):
+                return
+
+    def _ws_api_request(self, ws: web.WebSocketResponse, req: dict) -> dict:
+        rid, method, params = req.get("id"), req.get("method"), req.get("params") or {}
+        try:
+            if method == "userDataStream.subscribe.signature":
+                if self.reject_user_stream_subscribe:
+                    self.reject_user_stream_subscribe -= 1
+                    raise BinanceError(400, -1022, "Signature for this request is not valid.")
+                self._check_ws_signature(params)
+                sid = next(self._user_sub_ids)
+                self._user_subs[ws].add(sid)
+                self._user_sync()               # what changed before this subscription is not sent
+                return {"id": rid, "status": 200, "result": {"subscriptionId": sid}}
+            if method == "userDataStream.unsubscribe":
+                sid = params.get("subscriptionId")
+                if sid is None:
+                    self._user_subs[ws].clear()
+                else:
+                    self._user_subs[ws].discard(int(sid))
+                return {"id": rid, "status": 200, "result": {}}
+            raise BinanceError(400, -1100, f"simulator: the WebSocket API method {method} is not spoken")
+        except BinanceError as e:
+            return {"id": rid, "status": e.status, "error": {"code": e.code, "msg": e.msg}}
+
+    def _check_ws_signature(self, params: dict) -> None:
+        """WebSocket API signing: HMAC-SHA256 over `k=v&...` of every other param, keys sorted."""
+        if params.get("apiKey") != self.api_key:
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        signature = params.get("signature")
+        if not signature:
+            raise BinanceError(400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+        payload = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "signature")
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, str(signature)):
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+        wall = time.time_ns() // 1_000_000
+        ts = int(params.get("timestamp", 0))
+        if ts > wall + 1_000 or wall - ts > int(params.get("recvWindow", self.recv_window_ms)):
+            raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+
+    def _user_sync(self, cancel_reply: dict | None = None) -> None:
+        """Publish what changed since the last call: for each order NEW, its fills (TRADE), then
+        the final CANCELED / EXPIRED reports; OCO list status; changed balances. Called after
+        every request and every price print; the state is tracked even with no subscriber, so a
+        new subscription only hears of later changes."""
+        now = self.clock()
+        events: list[dict] = []
+        finals: list[dict] = []
+        cancel_cid = cancel_reply.get("clientOrderId") if cancel_reply else None
+        for o in self.orders.values():
+            status, nfills = self._user_seen.get(o.order_id, (None, 0))
+            if (status, nfills) == (o.status, len(o.fills)):
+                continue
+            if status is None:
+                events.append(self._execution_report(o, "NEW", "NEW", None, 0, now))
+            for i in range(nfills, len(o.fills)):
+                cum = sum((dec(f["qty"]) for f in o.fills[: i + 1]), D(0))
+                x_status = "FILLED" if cum >= o.qty else "PARTIALLY_FILLED"
+                events.append(self._execution_report(o, "TRADE", x_status, o.fills[i], i + 1, now))
+            if o.status in ("CANCELED", "EXPIRED", "REJECTED") and status != o.status:
+                finals.append(self._execution_report(o, o.status, o.status, None, len(o.fills), now,
+                                                     cancel_cid=cancel_cid if o.status == "CANCELED" else None))
+            self._user_seen[o.order_id] = (o.status, len(o.fills))
+        events += finals
+        for list_id, lst in self.lists.items():
+            if self._user_lists.get(list_id) != lst["listOrderStatus"]:
+                self._user_lists[list_id] = lst["listOrderStatus"]
+                events.append(self._list_status(list_id, now))
+        changed = []
+        for asset in sorted(set(self.free) | set(self.locked)):
+            pair = (self.free.get(asset, D(0)), self.locked.get(asset, D(0)))
+            if self._user_balances.get(asset) != pair:
+                self._user_balances[asset] = pair
+                changed.append({"a": asset, "f": fmt(pair[0]), "l": fmt(pair[1])})
+        if changed and events:
+            events.append({"e": "outboundAccountPosition", "E": now, "u": now, "B": changed})
+        if not events or not self.user_stream_subscribers():
+            return
+        self.user_events.extend(events)
+        for ws, subs in self._user_subs.items():
+            for sid in sorted(subs):
+                for ev in events:
+                    self._user_queues[ws].put_nowait({"subscriptionId": sid, "event": ev})
+
+    def _execution_report(self, o: Order, x: str, status: str, fill: dict | None, nfills: int, now: int,
+                          cancel_cid: str | None = None) -> dict:
+        fills = o.fills[:nfills]
+        cum = sum((dec(f["qty"]) for f in fills), D(0))
+        cum_quote = sum((dec(f["qty"]) * dec(f["price"]) for f in fills), D(0))
+        trade = next((t for t in reversed(self.my_trades) if fill and t["id"] == fill["tradeId"]), None)
+        ts = trade["time"] if trade else (o.update_time or now)
+        return {
+            "e": "executionReport", "E": now, "s": self.m.symbol,
+            "c": cancel_cid or o.client_id, "S": o.side, "o": o.type, "f": o.time_in_force or "GTC",
+            "q": fmt(o.qty), "p": fmt(o.price or D(0)), "P": fmt(o.stop or D(0)), "F": "0.00000000",
+            "g": o.list_id, "C": o.client_id if cancel_cid else "", "x": x, "X": status, "r": "NONE",
+            "i": o.order_id, "l": fill["qty"] if fill else "0.00000000",
+            "z": fmt(cum), "L": fill["price"] if fill else "0.00000000",
+            "n": fill["commission"] if fill else "0", "N": fill["commissionAsset"] if fill else None,
+            "T": ts, "t": fill["tradeId"] if fill else -1, "v": 0, "I": 0,
+            "w": status in ("NEW", "PARTIALLY_FILLED") and o.working_time >= 0,
+            "m": bool(trade and trade["isMaker"]), "M": False, "O": o.time, "Z": fmt(cum_quote),
+            "Y": fmt(dec(fill["qty"]) * dec(fill["price"])) if fill else "0.00000000",
+            "Q": "0.00000000", "W": o.working_time if o.working_time >= 0 else o.time,
+            "V": "EXPIRE_MAKER"}
+
+    def _list_status(self, list_id: int, now: int) -> dict:
+        lst = self.lists[list_id]
+        done = lst["listOrderStatus"] == "ALL_DONE"
+        return {"e": "listStatus", "E": now, "s": self.m.symbol, "g": list_id, "c": "OCO",
+                "l": "ALL_DONE" if done else "EXEC_STARTED", "L": lst["listOrderStatus"], "r": "NONE",
+                "C": lst["listClientOrderId"], "T": now,
+                "O": [{"s": self.m.symbol, "i": i, "c": self.orders[i].client_id} for i in lst["orderIds"]]}
 
 
 def production_errors(exchange: Any) -> None:
