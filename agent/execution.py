@@ -216,13 +216,14 @@ class Execution:
         while any(self.store.get_order(f"ta-G{trade.id}-{attempt}-{leg}") for leg in ("stop", "fib", "tp")):
             attempt += 1
         group = f"ta-G{trade.id}-{attempt}"
+        left = trade.amount - self.acct.exited       # what partial exits have not sold yet
         now = self.now_ms()
         legs: list[OrderRecord] = []
 
         def leg(suffix: str, type_: str, reason: str, limit: float | None, stop: float | None) -> None:
             legs.append(OrderRecord(
                 client_order_id=f"{group}-{suffix}", trade_id=trade.id, side="sell", type=type_,
-                amount=trade.amount, created_ts=now, purpose="exit", limit_price=limit,
+                amount=left, created_ts=now, purpose="exit", limit_price=limit,
                 stop_price=stop, expected_price=limit if limit is not None else stop,
                 reason=reason, group_id=group))
 
