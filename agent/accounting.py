@@ -16,6 +16,24 @@ from persistence.records import OrderRecord, SignalRecord, SnapshotRecord, Trade
 from persistence.store import Store
 
 CHECKPOINT_KEY = "checkpoint"
+# Base on the exchange account that is not the agent's (recorded at the first reconciliation,
+# plus any remainder of a partly sold position too small to sell): {"amount", "closed_trades"}.
+BASELINE_KEY = "reconcile.base_not_managed"
+
+
+def add_not_managed(store: Store, amount: float) -> None:
+    """Record `amount` more base as not the agent's (a remainder below the market minimum)."""
+    raw = store.get_meta(BASELINE_KEY)
+    if raw is None or amount <= 0:
+        return
+    baseline = json.loads(raw)
+    baseline["amount"] = round(float(baseline["amount"]) + amount, 12)
+    store.set_meta(BASELINE_KEY, json.dumps(baseline))
+
+
+def not_managed(store: Store) -> float:
+    raw = store.get_meta(BASELINE_KEY)
+    return float(json.loads(raw)["amount"]) if raw else 0.0
 
 
 @dataclass(slots=True)
@@ -90,6 +108,16 @@ class Accounting:
     # until the first live price (so a restart, or an older file replayed into the folder,
     # does not move equity), and is never a price to trade at.
     last_mark: float | None = None
+    # What exit orders have sold of the open trade so far (a partly filled exit leg): the
+    # position is the trade's amount less `exited`; cash already holds the proceeds.
+    exited: float = 0.0
+    exit_quote: float = 0.0                # sum of filled amount x price of those fills
+    exit_fees: float = 0.0
+    fills: int = 0                         # fills applied to cash (an exchange re-reads after one)
+
+    def position_amount(self) -> float:
+        t = self.trade
+        return 0.0 if t is None else t.amount - self.exited
 
     def mark(self, price: float) -> None:
         self.live_price = price
@@ -99,7 +127,7 @@ class Accounting:
         if t is None:
             return 0.0
         price = self.live_price if self.live_price is not None else self.last_mark
-        return t.amount * (price if price is not None else t.entry_price)
+        return (t.amount - self.exited) * (price if price is not None else t.entry_price)
 
     def equity(self) -> float:
         return self.balance + self.position_value()
@@ -108,7 +136,14 @@ class Accounting:
         t = self.trade
         if t is None:
             return 0.0
-        return self.position_value() - t.amount * t.entry_price - t.entry_fee
+        return self.position_value() - self._cost_left(t)
+
+    def _cost_left(self, t: TradeRecord) -> float:
+        """Entry cost (fee included) of what is still held."""
+        if not self.exited:
+            return t.amount * t.entry_price + t.entry_fee
+        left = t.amount - self.exited
+        return left * t.entry_price + t.entry_fee * left / t.amount
 
     def day_pnl(self) -> float:
         return self.equity() - self.day.start_equity if self.day else 0.0
@@ -120,7 +155,7 @@ class Accounting:
         equity = self.balance + value
         t = self.trade
         return (self.balance, equity, equity - self.day.start_equity if self.day else 0.0,
-                0.0 if t is None else value - t.amount * t.entry_price - t.entry_fee)
+                0.0 if t is None else value - self._cost_left(t))
 
     def roll_day(self, now_ms: int) -> bool:
         """Daily counters reset at 00:00 UTC of the engine clock; the day's start equity is the
@@ -133,16 +168,37 @@ class Accounting:
 
     def open(self, trade: TradeRecord, fill: OrderRecord) -> None:
         self.balance -= fill.filled_amount * fill.fill_price + fill.fee
+        self.fills += 1
         self.trade = trade
         if self.day is not None:
             self.day = DayState(self.day.day_start_ms, self.day.start_equity, self.day.trades_opened + 1)
 
     def close(self, fill: OrderRecord) -> None:
         self.balance += fill.filled_amount * fill.fill_price - fill.fee
+        self.fills += 1
+        self.finish()
+
+    def sell(self, amount: float, quote: float, fee: float) -> None:
+        """Part of the position sold (an exit leg's new fills): cash gets the proceeds."""
+        self.balance += quote - fee
+        self.fills += 1
+        self.exited += amount
+        self.exit_quote += quote
+        self.exit_fees += fee
+
+    def restore_exits(self, exits: list[OrderRecord]) -> None:
+        """After a restart: what the open trade's exit orders had already sold."""
+        sold = [o for o in exits if o.filled_amount > 0 and o.fill_price]
+        self.exited = sum(o.filled_amount for o in sold)
+        self.exit_quote = sum(o.filled_amount * o.fill_price for o in sold)   # type: ignore[operator]
+        self.exit_fees = sum(o.fee for o in sold)
+
+    def finish(self) -> None:
         self.trade = None
+        self.exited = self.exit_quote = self.exit_fees = 0.0
 
     def snapshot(self, now_ms: int) -> SnapshotRecord:
         self.last_snapshot_ts = now_ms
         balance, equity, _, unrealized = self.figures()
         return SnapshotRecord(now_ms, balance, equity, unrealized,
-                              self.trade.amount if self.trade else 0.0, self.live_price)
+                              self.position_amount() if self.trade else 0.0, self.live_price)

@@ -15,6 +15,10 @@ Guarantees kept in this module:
 - An emergency stop or a breached daily-loss limit flattens the position and leaves the engine
   HALTED, persisted, across restarts, until the operator clears it (invariant 5).
 - Replay and live share this code: only the feed, the venue and the clock differ (invariant 7).
+- At an exchange (testnet, live) cash is the exchange's free quote balance: adopted at start-up
+  after reconciliation (a change while the agent was down, a deposit or a withdrawal, is logged
+  with both figures and moves the day's start equity with it, so it is never taken for a trading
+  loss) and read again after fills. Paper cash starts at paper_initial_balance, as before.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from agent.accounting import Accounting, Checkpoint, PendingEntry
+from agent.accounting import Accounting, Checkpoint, PendingEntry, not_managed
 from agent.clock import Clock
 from agent.config import AgentConfig, config_warnings, load_config, summarize
 from agent.data_folder import check_config_fits_folder
@@ -38,7 +42,7 @@ from agent.execution import Execution, Outbox, TradeInvariantBroken, signal_reco
 from agent.order_manager import OrderManager, OrderUnresolved
 from agent.reconcile import reconcile
 from agent.recovery import recover_orders
-from agent.risk_manager import RiskLimits, RiskManager
+from agent.risk_manager import DayState, RiskLimits, RiskManager
 from agent.state_machine import (POSITION_TABLE, RUN_TABLE, IllegalTransition, PositionState,
                                  RunState, StateMachine, Trigger)
 from agent.state_mirror import StateMirror
@@ -157,6 +161,8 @@ class Engine:
         self._last_commit = time.monotonic()
         self._live_seen = False
         self._last_balance: tuple[float, float, float, float] | None = None   # last BalanceChanged
+        self._at_exchange = venue.mode != "paper"
+        self._fills_synced = 0                         # acct.fills when cash was last read
 
     def _apply_config(self, config: AgentConfig) -> None:
         self.config = config
@@ -367,6 +373,7 @@ class Engine:
             self.halt_reason = (f"state.json was unreadable and has been set aside ({exc}); "
                                 "review it, then clear the halt")
         rules = await self.venue.market_rules()
+        self.ex.rules = rules
         bp = self.config.backtest_params
         self.risk = RiskManager(RiskLimits.from_config(self.config), rules, bp.fee_bp, bp.slippage_bp)
         cp = Checkpoint.load(self.store)
@@ -379,13 +386,18 @@ class Engine:
         last_snapshot = self.store.last_snapshot()
         self.acct.last_snapshot_ts = last_snapshot.ts if last_snapshot else None
         self.acct.last_mark = last_snapshot.price if last_snapshot else None
+        self.acct.finish()
         self.acct.trade = self.store.open_trade()
+        if self.acct.trade is not None and self.acct.trade.id is not None:
+            self.acct.restore_exits([o for o in self.store.orders_for_trade(self.acct.trade.id)
+                                     if o.purpose == "exit"])
         self._pos.force(PositionState.INITIALIZING)
         self._booted = True                           # memory now holds what the store says
         at_exchange = self.venue.mode != "paper"
         if at_exchange:                               # the exchange is the truth: agree or halt
             recovered = await reconcile(self.store, self.orders, self.ex, self.venue, rules,
                                         self.config.exchange.base_currency)
+            await self._sync_cash(at_boot=True, first=cp.balance is None)
         else:
             recovered = await recover_orders(self.store, self.orders, self.ex)
             self._deferred = recovered.deferred
@@ -526,6 +538,8 @@ class Engine:
             self.acct.mark(event.price)
             self._outbox.append(PriceTick(event.ts, event.price))
             await self._check_daily_loss()
+        if self._at_exchange and self.acct.fills != self._fills_synced:
+            await self._after_fills()
         if self._state_changed or time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
             self._flush()
 
@@ -683,6 +697,8 @@ class Engine:
             self._drain_scheduled = False
             try:
                 await self._apply_reports(None)
+                if self._at_exchange and self.acct.fills != self._fills_synced:
+                    await self._after_fills()
             except (IllegalTransition, OrderUnresolved, TradeInvariantBroken) as exc:
                 log.critical("%s", exc)
                 self._halt_now(f"internal safety stop: {exc}")
@@ -694,6 +710,67 @@ class Engine:
             await self.ex.apply(self._deferred.pop(0).order)
         while self._updates:
             await self.ex.apply(self._updates.popleft().order)
+
+    # ----- cash at an exchange -----------------------------------------------------------------
+    async def _after_fills(self) -> None:
+        """A fill moved cash by its own figures; the exchange's balance is read again (not while
+        an entry is working: its quote is locked and its fill not known yet)."""
+        if self.ex.entry_in_flight():
+            return
+        self._fills_synced = self.acct.fills
+        await self._sync_cash()
+
+    async def _sync_cash(self, *, at_boot: bool = False, first: bool = False) -> None:
+        """Cash = the quote the exchange holds free for the agent. At start-up nothing of ours
+        is working that locks quote (reconciliation canceled any entry still working), so quote
+        locked in open orders is someone else's and is not counted. After a fill the balance is
+        adopted only when the base balance shows every fill of ours applied (the position plus
+        what is not the agent's): otherwise a fill not reported yet would be counted twice."""
+        sheet_of = getattr(self.venue, "balance_sheet", None)
+        try:
+            if sheet_of is not None:
+                sheet = await sheet_of()
+            else:
+                sheet = {k: (v, 0.0) for k, v in (await self.venue.balances()).items()}
+        except OrderOutcomeUnknown as exc:
+            if at_boot:
+                raise
+            log.warning("cash not read from the exchange (%s): kept at %.8g, read again after the next fill",
+                        exc, self.acct.balance)
+            return
+        ex = self.config.exchange
+        quote_free, quote_locked = sheet.get(ex.quote_currency, (0.0, 0.0))
+        if not at_boot:
+            base = sum(sheet.get(ex.base_currency, (0.0, 0.0)))
+            expected = self.acct.position_amount() + not_managed(self.store)
+            step = self.risk.rules.amount_step if self.risk is not None else 0.0
+            tol = step * (1 + len(self.store.closed_trades())) + 1e-9
+            if abs(base - expected) > tol:
+                log.info("cash not refreshed: the exchange holds %.8g %s, the agent expects %.8g (a fill "
+                         "not reported yet); kept at %.8g %s", base, ex.base_currency, expected,
+                         self.acct.balance, ex.quote_currency)
+                return
+        self._fills_synced = self.acct.fills
+        before = self.acct.balance
+        diff = quote_free - before
+        if quote_locked > 0 and at_boot:
+            log.info("%.8g %s locked in open orders that are not the agent's: not counted as cash",
+                     quote_locked, ex.quote_currency)
+        if first:
+            log.info("cash at the exchange: %.8g %s free, adopted (paper_initial_balance %.8g is not used "
+                     "at an exchange)", quote_free, ex.quote_currency, before)
+        elif abs(diff) > 1e-9:
+            loud = at_boot or abs(diff) > max(0.01, 1e-6 * abs(before))
+            log.log(logging.INFO if loud else logging.DEBUG,
+                    "cash at the exchange: %.8g %s free, the agent's record was %.8g (%+.8g: deposits, "
+                    "withdrawals or fees): adopted", quote_free, ex.quote_currency, before, diff)
+        if diff == 0:
+            return
+        self.acct.balance = quote_free
+        day = self.acct.day
+        if day is not None and not first:          # money moved in or out is not a trading result
+            self.acct.day = DayState(day.day_start_ms, day.start_equity + diff, day.trades_opened)
+        self._state_changed = True
 
     def _unresolved(self, order: OrderRecord, why: str) -> None:
         log.critical("%s", why)

@@ -281,6 +281,16 @@ class ExchangeVenue:
             raise OrderOutcomeUnknown(f"balances: {type(exc).__name__}") from exc
         return {asset: float(v) for asset, v in (bal.get("total") or {}).items() if v is not None}
 
+    async def balance_sheet(self) -> dict[str, tuple[float, float]]:
+        """(free, locked) per asset, from one read: the engine's cash is the free quote."""
+        try:
+            bal = await self.client.balance()
+        except ccxt.BaseError as exc:
+            raise OrderOutcomeUnknown(f"balances: {type(exc).__name__}") from exc
+        free, used = bal.get("free") or {}, bal.get("used") or {}
+        return {asset: (float(free.get(asset) or 0.0), float(used.get(asset) or 0.0))
+                for asset in set(free) | set(used)}
+
     async def close(self) -> None:
         self._closed = True
         self.stream_healthy = False

@@ -9,6 +9,12 @@ Guarantees kept here:
 - Closing at market (time exit, manual close, emergency stop, daily-loss limit) cancels the
   group first, then sells; a leg that filled meanwhile closes the trade instead.
 - A trade's exit time is never before its entry time (checked when it is written).
+- An exit leg that fills only in part (the rest of its group expired or canceled) reduces the
+  position by what sold, and cash gets the proceeds at once. What remains gets exits of its own
+  (the group is canceled and re-placed for the remainder; an exit already due is sold at market
+  by the venue) or, while a close is working, is sold at market. The trade closes when nothing
+  is left, at the fills' weighted price with all their fees; a remainder below the market's
+  minimum is left on the account as not the agent's.
 """
 from __future__ import annotations
 
@@ -17,16 +23,19 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from agent.accounting import Accounting, PendingEntry
+from agent.accounting import Accounting, PendingEntry, add_not_managed
 from agent.config import AgentConfig
 from agent.events import OrderChanged, PositionClosed, PositionOpened, SignalSeen
 from agent.order_manager import FINAL, OrderManager, OrderUnresolved
 from agent.state_machine import PositionState, StateMachine, Trigger
 from agent.strategy import RATIOS, Decision
+from agent.venue import MarketRules
 from persistence.records import OrderRecord, SignalRecord, TradeRecord
 from persistence.store import Store
 
 log = logging.getLogger(__name__)
+
+REWORK_ATTEMPTS = 5            # re-protecting a remainder that keeps selling only in part
 
 
 class TradeInvariantBroken(RuntimeError):
@@ -76,6 +85,10 @@ class Execution:
         self.pending: PendingEntry | None = None    # a signal waiting for the next price
         self.held: int | None = None                # bars held by the open trade, as of this bar
         self.flatten_reason: str | None = None      # close as soon as the position is known
+        self.rules: MarketRules | None = None       # the venue's, once known: what is sellable
+        self.hold_rework = False                    # reconciliation re-protects a remainder itself
+        self._reworking = False                     # exits being (re)placed: no nested rework
+        self._partial_reason: str | None = None     # the reason of the last partly filled exit
 
     # ----- state ------------------------------------------------------------------------------
     def transition(self, trigger: Trigger) -> None:
@@ -128,7 +141,9 @@ class Execution:
         if order.purpose == "entry":
             await self._entry_report(order)
         elif order.status == "filled":
-            await self._exit_filled(order)
+            await self._exit_filled(order, stored)
+        elif order.filled_amount > stored.filled_amount:
+            await self._exit_partial(order, stored)
         elif order.group_id is None and order.status in ("canceled", "rejected"):
             await self._exit_failed(order)
         else:
@@ -201,13 +216,14 @@ class Execution:
         while any(self.store.get_order(f"ta-G{trade.id}-{attempt}-{leg}") for leg in ("stop", "fib", "tp")):
             attempt += 1
         group = f"ta-G{trade.id}-{attempt}"
+        left = trade.amount - self.acct.exited       # what partial exits have not sold yet
         now = self.now_ms()
         legs: list[OrderRecord] = []
 
         def leg(suffix: str, type_: str, reason: str, limit: float | None, stop: float | None) -> None:
             legs.append(OrderRecord(
                 client_order_id=f"{group}-{suffix}", trade_id=trade.id, side="sell", type=type_,
-                amount=trade.amount, created_ts=now, purpose="exit", limit_price=limit,
+                amount=left, created_ts=now, purpose="exit", limit_price=limit,
                 stop_price=stop, expected_price=limit if limit is not None else stop,
                 reason=reason, group_id=group))
 
@@ -228,15 +244,83 @@ class Execution:
         if not legs:
             log.warning("trade %s has no resting exit: the config enables none (time exit only)", t.id)
             return
-        results = await self.orders.submit_group(legs)
-        for r in results:
-            await self.apply(r)
+        busy, self._reworking = self._reworking, True
+        sold_before = self.acct.exited
+        try:
+            results = await self.orders.submit_group(legs)
+            for r in results:
+                await self.apply(r)
+        finally:
+            self._reworking = busy
         for r in results:
             if r.status == "rejected":
                 raise OrderUnresolved(f"exit order {r.client_order_id} was rejected: {r.reason}; "
                                       "the position has no protection at the venue")
         log.info("exits resting at the venue for trade %s: %s", t.id,
                  ", ".join(f"{r.reason} {_fmt(r.limit_price or r.stop_price)}" for r in results))
+        if not busy and self.acct.trade is not None and self.acct.exited > sold_before:
+            await self.secure_remainder()            # an exit due at once sold only part
+
+    def exits_cover_position(self) -> bool:
+        """Exits rest for exactly what is held, none of them partly filled."""
+        legs = self.resting_exits()
+        if not legs:
+            return False
+        left = self.acct.position_amount()
+        tol = (self.rules.amount_step if self.rules is not None else 0.0) + 1e-9
+        return all(o.filled_amount == 0 and abs(o.amount - left) <= tol for o in legs)
+
+    async def secure_remainder(self) -> None:
+        """Part of the position was sold by an exit: cancel what still rests for the trade and
+        rest exits for what remains (the venue sells at market an exit that is already due)."""
+        busy, self._reworking = self._reworking, True
+        try:
+            for _ in range(REWORK_ATTEMPTS):
+                t = self.acct.trade
+                if t is None:
+                    return
+                for leg in self.resting_exits():
+                    result = await self.orders.cancel(leg)
+                    await self.apply(result)
+                    if self.acct.trade is None:
+                        return
+                if self._close_if_dust(self._partial_reason or "EXIT"):
+                    return
+                log.warning("trade %s: %.8g of %.8g sold by its exits; resting exits for the %.8g left",
+                            t.id, self.acct.exited, t.amount, self.acct.position_amount())
+                await self.protect()
+                if self.acct.trade is None or self.exits_cover_position():
+                    return
+            t = self.acct.trade
+            if t is not None:
+                raise OrderUnresolved(f"trade {t.id}: {self.acct.position_amount():.8g} left after "
+                                      f"{REWORK_ATTEMPTS} attempts to protect the remainder of a partly "
+                                      "filled exit")
+        finally:
+            self._reworking = busy
+
+    def _sellable(self, amount: float, price: float) -> bool:
+        r = self.rules
+        if r is None:
+            return amount > 1e-12
+        amount = r.round_amount(amount)
+        return amount > 0 and amount >= r.min_amount and amount * price >= r.min_notional
+
+    def _close_if_dust(self, reason: str) -> bool:
+        """After partial exits: a remainder the venue would refuse (below its minimum amount or
+        notional) cannot be sold; the trade closes with what sold, the rest is not the agent's."""
+        a, t = self.acct, self.acct.trade
+        if t is None or not a.exited:
+            return False
+        left = a.position_amount()
+        price = a.live_price if a.live_price is not None else a.exit_quote / a.exited
+        if self._sellable(left, price):
+            return False
+        log.warning("trade %s: the %.8g left after partial exits is below the market minimum: it stays "
+                    "on the account, recorded as not the agent's", t.id, left)
+        add_not_managed(self.store, max(left, 0.0))
+        self._finish_trade(t, self.now_ms(), reason, None)
+        return True
 
     def resting_exits(self) -> list[OrderRecord]:
         t = self.acct.trade
@@ -261,19 +345,52 @@ class Execution:
             await self.apply(result)
             if self.acct.trade is None:                  # a leg filled before the cancel
                 return
+        if self._close_if_dust(reason):
+            return
         order = OrderRecord(
             client_order_id=self.orders.new_client_order_id(f"X{t.id}"), trade_id=t.id, side="sell",
-            type="market", amount=t.amount, created_ts=self.now_ms(), purpose="exit",
+            type="market", amount=self.acct.position_amount(), created_ts=self.now_ms(), purpose="exit",
             expected_price=reference, reason=reason)
         if reference is None:
             log.warning("%s: no live price yet; the market sell waits for the first one", reason)
         result = await self.orders.submit(order)
         await self.apply(result)
 
-    async def _exit_filled(self, order: OrderRecord) -> None:
+    async def _exit_partial(self, order: OrderRecord, prior: OrderRecord) -> None:
+        """An exit sold part of the position (still working, or ended with the rest unfilled)."""
+        t = self.acct.trade
+        if t is None or t.id != order.trade_id:
+            self.out.commit()                        # a late report about a closed trade
+            return
+        self._sell(order, prior)
+        self._partial_reason = order.reason or self._partial_reason   # for a remainder closed as dust
+        self.store.insert_snapshot(self.acct.snapshot(self.now_ms()))
+        self.out.changed()
+        self.out.commit(durable=True)
+        log.warning("EXIT PARTLY FILLED: %s (%s) sold %.8g of trade %s @ %.8g (%s); %.8g %s left of %.8g",
+                    order.client_order_id, order.reason, order.filled_amount, t.id, order.fill_price or 0.0,
+                    order.status, self.acct.position_amount(), self.config.exchange.base_currency, t.amount)
+        if self.hold_rework or self._reworking:
+            return                                   # the caller protects what is left
+        if order.group_id is None and order.status in FINAL:
+            await self.flatten(order.reason or "EXIT", order.expected_price)   # sell the rest too
+        elif self.pos.state is PositionState.IN_POSITION:
+            await self.secure_remainder()
+
+    def _sell(self, order: OrderRecord, prior: OrderRecord) -> None:
+        amount = order.filled_amount - prior.filled_amount
+        quote = order.filled_amount * (order.fill_price or 0.0) - prior.filled_amount * (prior.fill_price or 0.0)
+        self.acct.sell(amount, quote, order.fee - prior.fee)
+
+    async def _exit_filled(self, order: OrderRecord, prior: OrderRecord) -> None:
         t = self.acct.trade
         if t is None or t.id != order.trade_id:
             self.out.commit()                        # a repeat: the trade is already closed
+            return
+        if self.acct.exited or prior.filled_amount:  # the last of partial exits
+            self._sell(order, prior)
+            self._finish_trade(t, order.updated_ts if order.updated_ts is not None else self.now_ms(),
+                               order.reason or "EXIT", order.expected_price)
             return
         reason = order.reason or "EXIT"
         reference = order.expected_price
@@ -290,6 +407,32 @@ class Execution:
         t.pnl_percent = t.pnl / (t.entry_price * t.amount) * 100
         self.store.update_trade(t)
         self.acct.close(order)
+        self._closed(t)
+
+    def _finish_trade(self, t: TradeRecord, exit_ts: int, reason: str, reference: float | None) -> None:
+        """Close a trade sold in several fills: the weighted exit price, every exit fee, and the
+        pnl as the fills' proceeds less all fees less what the entry cost."""
+        a = self.acct
+        if exit_ts < t.entry_ts:
+            raise TradeInvariantBroken(f"trade {t.id}: exit at {exit_ts} before entry at {t.entry_ts}")
+        t.status = "closed"
+        t.exit_ts = exit_ts
+        t.exit_price = a.exit_quote / a.exited if a.exited else None
+        t.exit_reference = reference
+        t.exit_fee = a.exit_fees
+        t.exit_reason = reason
+        t.bars_held = self.held if self.held is not None else t.bars_held
+        t.pnl = a.exit_quote - a.exit_fees - t.amount * t.entry_price - t.entry_fee
+        t.pnl_percent = t.pnl / (t.entry_price * t.amount) * 100
+        self.store.update_trade(t)
+        log.info("trade %s sold in parts: %.8g of %.8g @ %.8g on average, exit fees %.8g", t.id, a.exited,
+                 t.amount, t.exit_price or 0.0, a.exit_fees)
+        a.finish()
+        self._partial_reason = None
+        self._closed(t)
+
+    def _closed(self, t: TradeRecord) -> None:
+        reason = t.exit_reason
         self.store.insert_snapshot(self.acct.snapshot(self.now_ms()))
         self.flatten_reason = None
         self.transition(Trigger.EXIT_FILLED)

@@ -18,7 +18,10 @@ Steps, in order (only the Venue protocol is used: no exchange library here):
    recorded, at the first reconciliation, as not the agent's (store meta
    `reconcile.base_not_managed`, updated each start to absorb sell-side dust: one step per
    closed trade); growth beyond that halts.
-4. A position with no protective order resting at the exchange gets its exits re-placed.
+4. A position with no protective order resting at the exchange gets its exits re-placed. A
+   position an exit leg sold in part while the agent was down (the leg expired or canceled with
+   some filled, or still working with some filled) is reduced by what sold, cash gets the
+   proceeds, and the remainder gets exits of its own (what still rests is canceled first).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 
+from agent.accounting import BASELINE_KEY
 from agent.execution import Execution
 from agent.order_manager import FINAL, OrderManager, OrderUnresolved
 from agent.state_machine import Trigger
@@ -35,7 +39,6 @@ from persistence.store import Store
 
 log = logging.getLogger(__name__)
 
-BASELINE_KEY = "reconcile.base_not_managed"
 
 
 @dataclass(slots=True)
@@ -55,19 +58,29 @@ async def reconcile(store: Store, orders: OrderManager, ex: Execution, venue: Ve
     out = Reconciled()
     if ex.acct.trade is not None:
         ex.transition(Trigger.RESTORE_POSITION)
-    await _resolve_orders(store, orders, ex, venue, out)
+    ex.hold_rework = True                            # a partly sold position is protected below
+    try:
+        await _resolve_orders(store, orders, ex, venue, out)
+    finally:
+        ex.hold_rework = False
     await _report_open_orders(store, venue, out)
     backed = await _check_balance(store, ex, venue, rules, base, out)
     t = ex.acct.trade
-    if t is not None and not ex.resting_exits():
+    if t is not None and not ex.exits_cover_position():
+        resting = ex.resting_exits()
         if not backed:
             out.halt(f"trade {t.id} has no protective order at the exchange and was NOT re-protected: "
                      "the balance does not hold the position")
         else:
-            log.warning("reconciliation: trade %s (%.8g %s) has no protective order resting at the "
-                        "exchange: re-placing its exits", t.id, t.amount, base)
+            if ex.acct.exited:
+                log.warning("reconciliation: trade %s was partly sold (%.8g of %.8g %s) while the agent "
+                            "was down: exits for the %.8g left", t.id, ex.acct.exited, t.amount, base,
+                            ex.acct.position_amount())
+            elif not resting:
+                log.warning("reconciliation: trade %s (%.8g %s) has no protective order resting at the "
+                            "exchange: re-placing its exits", t.id, t.amount, base)
             try:
-                await ex.protect()
+                await ex.secure_remainder()
                 out.replaced_exits = True
             except OrderUnresolved as exc:
                 out.halt(f"re-placing the exits of trade {t.id} failed: {exc}")
@@ -116,7 +129,7 @@ async def _resolve_orders(store: Store, orders: OrderManager, ex: Execution, ven
             if found.filled_amount > 0 and ex.pos.can(Trigger.RESTORE_ENTRY):
                 ex.transition(Trigger.RESTORE_ENTRY)
             await ex.apply(found)                    # fill -> position + exits; none -> signal skipped
-        elif found.group_id is None and found.status in ("canceled", "rejected"):
+        elif found.group_id is None and found.status in ("canceled", "rejected") and not found.filled_amount:
             # a market exit (close) that never executed: the position stays and is protected below
             store.update_order(found)
             ex.out.commit(durable=True)
@@ -145,7 +158,7 @@ async def _check_balance(store: Store, ex: Execution, venue: Venue, rules: Marke
     balances = await venue.balances()
     held = float(balances.get(base, 0.0))
     t = ex.acct.trade
-    position = t.amount if t is not None else 0.0
+    position = ex.acct.position_amount()
     what = f"trade {t.id} holds {position:.8g} {base}" if t is not None else f"no open position (0 {base})"
     tol = rules.amount_step + 1e-12
     if held < position - tol:

@@ -135,6 +135,10 @@ class Venue(Protocol):
         """Register the one consumer of order updates (the engine)."""
         ...
 
+    # Optional capability (an exchange): `async def balance_sheet() -> dict[str, tuple[float,
+    # float]]`, (free, locked) per asset from one read. At an exchange the engine's cash is the
+    # free quote it reports (read at start-up and after fills).
+
     # Optional capability (a venue with an order book to ask): `async def quote_buy(amount) ->
     # BookQuote`, raising OrderOutcomeUnknown when the book cannot be read. The engine checks an
     # entry's estimated slippage with it before sending; a venue without it is not asked.
