@@ -49,7 +49,7 @@ def test_replay_killed_at_several_points_ends_with_the_trades_of_an_uninterrupte
 
     kills = 0
     for delay in (1.0, 1.4, 1.8, 2.2, 2.6):
-        proc = subprocess.Popen(_command(cfg, killed, sample_csv, "1200"), cwd=ROOT,
+        proc = subprocess.Popen(_command(cfg, killed, sample_csv, "600"), cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         if proc.poll() is None:
