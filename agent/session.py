@@ -42,7 +42,12 @@ class PaperRoutedSource:
         self.feed = feed
         self.venue = venue
 
-    async def events(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
+    def events(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
+        if isinstance(self.feed, ReplayFeed):     # shows the venue each event itself: one layer less
+            return self.feed.stream(resume_after_ts, observer=self.venue.on_market)
+        return self._routed(resume_after_ts)
+
+    async def _routed(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
         async for event in self.feed.stream(resume_after_ts):
             self.venue.on_market(event)
             yield event
