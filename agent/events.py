@@ -89,14 +89,21 @@ class EventBus:
     """Ordered, synchronous fan-out of engine events."""
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        # A tuple replaced on (un)subscribe: publish (several times a bar) iterates it as it
+        # was when the event went out, without copying it each time.
+        self._subscribers: tuple[Subscriber, ...] = ()
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
+        self._subscribers = (*self._subscribers, callback)
+
+        def unsubscribe() -> None:
+            remaining = list(self._subscribers)
+            remaining.remove(callback)              # ValueError when already unsubscribed
+            self._subscribers = tuple(remaining)
+        return unsubscribe
 
     def publish(self, event: Event) -> None:
-        for callback in tuple(self._subscribers):
+        for callback in self._subscribers:
             try:
                 callback(event)
             except Exception:
