@@ -41,10 +41,13 @@ class PaperRoutedSource:
     def __init__(self, feed: Feed, venue: PaperVenue) -> None:
         self.feed = feed
         self.venue = venue
+        self._direct = isinstance(feed, ReplayFeed)
+        if self._direct:                          # shows the venue each event itself: one layer less
+            feed.observer = venue.on_market
 
     def events(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
-        if isinstance(self.feed, ReplayFeed):     # shows the venue each event itself: one layer less
-            return self.feed.stream(resume_after_ts, observer=self.venue.on_market)
+        if self._direct:
+            return self.feed.stream(resume_after_ts)
         return self._routed(resume_after_ts)
 
     async def _routed(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:

@@ -108,6 +108,7 @@ class ReplayFeed:
         self._paused = False
         self._steps = 0
         self.position = 0                 # bars streamed so far (catch-up included)
+        self.observer: Callable[[MarketEvent], None] | None = None   # sees each event first
 
     @property
     def total(self) -> int:
@@ -148,11 +149,10 @@ class ReplayFeed:
             f"{iso_utc(self._bars[-1].ts)}), {pace}"
         )
 
-    async def stream(self, resume_after_ts: int | None = None, *,
-                     observer: Callable[[MarketEvent], None] | None = None
-                     ) -> AsyncIterator[MarketEvent]:
-        """The events; `observer` (a paper venue) is shown each one just before it is yielded,
-        which spares a replay one more async generator layer per event."""
+    async def stream(self, resume_after_ts: int | None = None) -> AsyncIterator[MarketEvent]:
+        """The events; `self.observer` (a paper venue), when set, is shown each one just before
+        it is yielded, which spares a replay one more async generator layer per event."""
+        observer = self.observer
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         since_yield = 0
