@@ -451,10 +451,11 @@ class Engine:
 
     async def _consume(self) -> None:
         self._feed_state = "catching up"
-        lock, feed_ended, bar_closed = self._lock, mk.FeedEnded, mk.BarClosed
+        lock, feed_ended, bar_closed, feed_status = self._lock, mk.FeedEnded, mk.BarClosed, mk.FeedStatus
+        on_market = self._on_market
         async for event in self.source.events(self._durable_bar_ts):
             kind = type(event)
-            if kind is mk.FeedStatus:
+            if kind is feed_status:
                 self._on_feed_status(event)
                 continue
             if kind is feed_ended:
@@ -466,12 +467,15 @@ class Engine:
                 if kind is bar_closed:
                     self._warm(event.bar)
                 continue
-            async with lock:
-                try:
-                    await self._on_market(event)
-                except (IllegalTransition, OrderUnresolved, TradeInvariantBroken) as exc:
-                    log.critical("%s", exc)
-                    self._halt_now(f"internal safety stop: {exc}")
+            # `async with lock`, without its two extra coroutine frames (twice per bar)
+            await lock.acquire()
+            try:
+                await on_market(event)
+            except (IllegalTransition, OrderUnresolved, TradeInvariantBroken) as exc:
+                log.critical("%s", exc)
+                self._halt_now(f"internal safety stop: {exc}")
+            finally:
+                lock.release()
         await self._feed_ended(mk.FeedEnded("lost", "the market data stream ended without a word"))
 
     def _on_feed_status(self, status: mk.FeedStatus) -> None:

@@ -41,8 +41,16 @@ class PaperRoutedSource:
     def __init__(self, feed: Feed, venue: PaperVenue) -> None:
         self.feed = feed
         self.venue = venue
+        self._direct = isinstance(feed, ReplayFeed)
+        if self._direct:                          # shows the venue each event itself: one layer less
+            feed.observer = venue.on_market
 
-    async def events(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
+    def events(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
+        if self._direct:
+            return self.feed.stream(resume_after_ts)
+        return self._routed(resume_after_ts)
+
+    async def _routed(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
         async for event in self.feed.stream(resume_after_ts):
             self.venue.on_market(event)
             yield event

@@ -19,7 +19,7 @@ class StateMirror:
         self._document = document
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, EngineStateChanged):
+        if type(event) is EngineStateChanged:         # a final class; most events are not
             self.write()
 
     def write(self) -> None:

@@ -11,6 +11,11 @@ exchange and no new entry may be taken.
 
 A feed ends with FeedEnded: `finished` when the data ran out by design (the end of a replay
 file), `lost` when it failed (the connection could not be restored).
+
+Events are values: nobody changes one after it is made. The three that come once or more per
+bar (BarOpened, PriceUpdate, BarClosed) are plain slotted dataclasses, immutable by convention
+rather than `frozen=True`, whose __init__ costs three times as much (a replay builds two per
+bar); none of them is hashed or used as a key.
 """
 from __future__ import annotations
 
@@ -20,21 +25,21 @@ from typing import Literal, Union
 from data.bar import Bar
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BarOpened:
     ts: int                       # the bar's open time
     price: float                  # its first price
     live: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PriceUpdate:
     ts: int
     price: float
     live: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BarClosed:
     bar: Bar
     close_ts: int                 # bar.ts + timeframe: when it closed

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +108,7 @@ class ReplayFeed:
         self._paused = False
         self._steps = 0
         self.position = 0                 # bars streamed so far (catch-up included)
+        self.observer: Callable[[MarketEvent], None] | None = None   # sees each event first
 
     @property
     def total(self) -> int:
@@ -149,13 +150,18 @@ class ReplayFeed:
         )
 
     async def stream(self, resume_after_ts: int | None = None) -> AsyncIterator[MarketEvent]:
+        """The events; `self.observer` (a paper venue), when set, is shown each one just before
+        it is yielded, which spares a replay one more async generator layer per event."""
+        observer = self.observer
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         since_yield = 0
         due: float | None = None          # when the next live bar is due on loop.time()
         self.position = 0
+        tf_ms = self._tf_ms
         for bar in self._bars:
-            live = resume_after_ts is None or bar.ts > resume_after_ts
+            ts = bar.ts
+            live = resume_after_ts is None or ts > resume_after_ts
             if live:
                 if self._speed is None and not self._paused:
                     due = None                 # as fast as possible: nothing to wait for
@@ -167,9 +173,18 @@ class ReplayFeed:
                 since_yield = 0
             self.position += 1
             if live:
-                yield BarOpened(bar.ts, bar.open)
-            yield BarClosed(bar, bar.ts + self._tf_ms, live=live)
-        yield FeedEnded("finished", f"{self._source_name}: {self.position} bars")
+                opened = BarOpened(ts, bar.open)
+                if observer is not None:
+                    observer(opened)
+                yield opened
+            closed = BarClosed(bar, ts + tf_ms, live)
+            if observer is not None:
+                observer(closed)
+            yield closed
+        ended = FeedEnded("finished", f"{self._source_name}: {self.position} bars")
+        if observer is not None:
+            observer(ended)
+        yield ended
 
     async def _wait_turn(self, loop: asyncio.AbstractEventLoop, due: float | None) -> float | None:
         """Sleep until the next live bar is due (or a step releases it while paused); returns
