@@ -34,6 +34,9 @@ bench: $(VENV)/.stamp
 	$(PY) bench/shadow.py
 	QT_QPA_PLATFORM=offscreen $(PY) bench/chart.py
 	QT_QPA_PLATFORM=offscreen $(PY) bench/window.py
+	$(PY) bench/live_feed.py
+	$(PY) bench/exchange_latency.py
+	$(PY) bench/candle_to_order.py
 
 screenshot: $(VENV)/.stamp
 	bash tools/screenshot.sh
