@@ -331,13 +331,7 @@ class ExchangeSim:
 
     def drop_sockets(self) -> int:
         """Cut every WebSocket connection without a close handshake."""
-        n = 0
-        for ws in list(self._sockets):
-            transport = ws._req.transport if ws._req is not None else None   # noqa: SLF001
-            if transport is not None:
-                transport.abort()
-                n += 1
-        return n
+        return _abort_all(self._sockets)
 
     async def close_sockets(self, code: int = 1011) -> int:
         """Close every WebSocket connection with a close frame (an orderly server-side close)."""
@@ -1086,13 +1080,7 @@ class ExchangeSim:
 
     def drop_user_streams(self) -> int:
         """Cut every WebSocket API connection (the user data stream) without a close handshake."""
-        n = 0
-        for ws in list(self._api_sockets):
-            transport = ws._req.transport if ws._req is not None else None   # noqa: SLF001
-            if transport is not None:
-                transport.abort()
-                n += 1
-        return n
+        return _abort_all(self._api_sockets)
 
     def terminate_user_streams(self) -> int:
         """Binance ending the subscriptions (`eventStreamTerminated`); the connection stays up."""
@@ -1262,6 +1250,17 @@ def production_errors(exchange: Any) -> None:
     spot = exchange.exceptions.get("spot", {})
     exchange.exceptions["exact"] = {**exchange.exceptions.get("exact", {}), **spot.get("exact", {})}
     exchange.exceptions["broad"] = {**exchange.exceptions.get("broad", {}), **spot.get("broad", {})}
+
+
+def _abort_all(sockets) -> int:
+    """Abort the transport under each WebSocket: the peer sees the connection die, no close frame."""
+    n = 0
+    for ws in list(sockets):
+        transport = ws._req.transport if ws._req is not None else None   # noqa: SLF001
+        if transport is not None:
+            transport.abort()
+            n += 1
+    return n
 
 
 def ccxt_config(sim_url: str, *, api_key: str | None = "sim-key", secret: str | None = "sim-secret",
