@@ -631,6 +631,9 @@ class Engine:
         self.ex.transition(Trigger.SIGNAL)
         self.ex.pending = PendingEntry(signal, d.risk_stop, d.fib.swing_low if d.fib else None)
         log.info("signal at %s close %.8g: entering at the next price", d.bar.iso, d.bar.close)
+        prefetch = getattr(self.venue, "prefetch_book", None)    # a venue with a book to read
+        if prefetch is not None:
+            prefetch()
 
     def _entry_blocker(self, d: Decision) -> str | None:
         if self._run.state is not RunState.RUNNING:

@@ -64,6 +64,15 @@ def behind(new: OrderRecord, known: OrderRecord) -> bool:
     return known.status in FINAL and new.status not in FINAL
 
 
+BOOK_MAX_AGE_S = 1.0          # a prefetched order book older than this is read again
+
+
+def _quiet(task: asyncio.Task) -> None:
+    """A prefetch that failed is read again at the entry, where its error is classified."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("order book prefetch failed: %s", redact_secrets(str(task.exception())))
+
+
 class ExchangeVenue:
     supports_oco = True
 
@@ -89,6 +98,8 @@ class ExchangeVenue:
         self._watch: set[str] = set()                 # client ids still open at the exchange
         self._poller: asyncio.Task | None = None
         self._closed = False
+        self._book: tuple[float, int, dict] | None = None   # (monotonic time, depth, book)
+        self._book_task: asyncio.Task | None = None
         # user data stream
         self.user_stream = user_stream
         self.stream_poll_interval_s = (stream_poll_interval_s if stream_poll_interval_s is not None
@@ -129,13 +140,39 @@ class ExchangeVenue:
         self._known.setdefault(order.client_order_id, replace(order))
 
     # ----- order book -------------------------------------------------------------------------
+    def prefetch_book(self) -> None:
+        """A signal was just found: read the order book now, in the background, so the entry at
+        the next price walks a book at most BOOK_MAX_AGE_S old instead of waiting for a round
+        trip (and for the rate limiter's spacing) in front of its order."""
+        if self._book_task is None or self._book_task.done():
+            self._book_task = asyncio.get_running_loop().create_task(
+                self._read_book(100), name="order-book-prefetch")
+            self._book_task.add_done_callback(_quiet)
+
+    async def _read_book(self, limit: int) -> dict:
+        book = await self.client.order_book(self.symbol, limit)
+        self._book = (time.monotonic(), limit, book)
+        return book
+
+    async def _fresh_book(self, limit: int) -> dict:
+        task = self._book_task
+        if limit == 100 and task is not None and not task.done():
+            try:
+                await asyncio.shield(task)
+            except Exception:                         # read it again below, errors classified there
+                pass
+        held = self._book
+        if held is not None and held[1] >= limit and time.monotonic() - held[0] <= BOOK_MAX_AGE_S:
+            return held[2]
+        return await self._read_book(limit)
+
     async def quote_buy(self, amount: float) -> BookQuote:
         """Buying `amount` at market now, estimated from the order book (deeper when the first
-        100 levels do not hold it)."""
+        100 levels do not hold it); a book prefetched at the signal is used while fresh."""
         book: dict = {}
         for limit in (100, 1000):
             try:
-                book = await self.client.order_book(self.symbol, limit)
+                book = await self._fresh_book(limit)
             except ccxt.BaseError as exc:
                 raise OrderOutcomeUnknown(f"order book of {self.symbol} unavailable: {type(exc).__name__}") from exc
             quote = walk_asks(book.get("asks") or [], amount)

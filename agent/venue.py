@@ -142,5 +142,7 @@ class Venue(Protocol):
     # Optional capability (a venue with an order book to ask): `async def quote_buy(amount) ->
     # BookQuote`, raising OrderOutcomeUnknown when the book cannot be read. The engine checks an
     # entry's estimated slippage with it before sending; a venue without it is not asked.
+    # With it may come `def prefetch_book() -> None`, called when a signal is found, so the
+    # entry at the next price walks a fresh book without a round trip in front of its order.
 
     async def close(self) -> None: ...

@@ -125,3 +125,32 @@ async def test_partial_fill_is_kept_and_the_rest_canceled_exits_sized_to_it(sim,
         assert float(leg.qty) <= t.amount and t.amount - float(leg.qty) < 0.00001, (leg.qty, t.amount)
     assert sim.count("POST", "order") == 1 and sim.count("DELETE", "order") == 1
     assert sim.balance("BTC")[1] == float(oco_legs_open(sim)[0].qty), "the exits lock what was bought"
+
+
+async def test_the_book_is_read_at_the_signal_and_not_again_in_front_of_the_order(sim, tmp_path):
+    """The entry's slippage check walks the book prefetched when the signal was found: between
+    the signal bar's close and the order there is no depth request (no round trip, no rate-limit
+    wait), as long as the book is younger than BOOK_MAX_AGE_S."""
+    engine, _ = new_engine(sim, tmp_path, FIRST_SIGNAL - 10, config(slippage_tolerance_percent=0.5),
+                           hold_after_open=ENTRY)
+    seen: list[str] = []
+    venue, client = engine.venue, engine.venue.client
+    read_book, quote_buy = client.order_book, venue.quote_buy
+
+    async def recorded_read(*args, **kwargs):
+        seen.append("book read")
+        return await read_book(*args, **kwargs)
+
+    async def recorded_quote(amount):
+        seen.append("entry asks")
+        return await quote_buy(amount)
+
+    client.order_book, venue.quote_buy = recorded_read, recorded_quote
+    await engine.start()
+    await until(lambda: engine.store.open_trade() is not None, "the position")
+    await engine.stop()
+    assert seen == ["book read", "entry asks"], seen
+    calls = [(m, p) for m, p, _ in sim.requests if p in ("depth", "order") and m in ("GET", "POST")]
+    assert calls.count(("POST", "order")) == 1
+    before_order = calls[:calls.index(("POST", "order"))]
+    assert before_order.count(("GET", "depth")) == 1, calls
