@@ -39,6 +39,7 @@ async def test_stop_keeps_the_open_position_and_says_so(window, monkeypatch):
 
 async def test_stop_without_a_position_stops_at_once(window, monkeypatch):
     asked = answer_dialogs(monkeypatch, True)
+    window.engine.pacer.set_paused(True)        # the replay holds its first bar: no position can open
     await window.start_engine()
     await until(lambda: window.control_bar.stop_button.isEnabled(), "stop usable")
     click(window.control_bar.stop_button)
