@@ -386,10 +386,7 @@ class ExchangeSim:
             await self._hang()
             raise web.HTTPServiceUnavailable()
         if f.kind == "abort":
-            if request.transport is not None:
-                request.transport.abort()
-            await asyncio.sleep(0)
-            raise web.HTTPServiceUnavailable()
+            await _abort_request(request)
         if f.kind == "error":
             headers = {"Retry-After": str(f.retry_after)} if f.retry_after is not None else {}
             raise BinanceError(f.status, f.code, f.msg, headers)
@@ -403,10 +400,7 @@ class ExchangeSim:
             await self._hang()
             raise web.HTTPServiceUnavailable()
         if f.kind == "abort_after":
-            if request.transport is not None:
-                request.transport.abort()
-            await asyncio.sleep(0)
-            raise web.HTTPServiceUnavailable()
+            await _abort_request(request)
         if f.kind == "malformed":
             text = json.dumps(payload)
             return web.Response(status=200, content_type="application/json", text=text[: len(text) // 2])
@@ -1250,6 +1244,14 @@ def production_errors(exchange: Any) -> None:
     spot = exchange.exceptions.get("spot", {})
     exchange.exceptions["exact"] = {**exchange.exceptions.get("exact", {}), **spot.get("exact", {})}
     exchange.exceptions["broad"] = {**exchange.exceptions.get("broad", {}), **spot.get("broad", {})}
+
+
+async def _abort_request(request: web.Request) -> None:
+    """Cut the connection under a request: the client sees it die with no reply."""
+    if request.transport is not None:
+        request.transport.abort()
+    await asyncio.sleep(0)
+    raise web.HTTPServiceUnavailable()
 
 
 def _abort_all(sockets) -> int:

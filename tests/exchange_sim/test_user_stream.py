@@ -24,10 +24,9 @@ from data.sample import generate_sample
 from persistence.records import OrderRecord
 from tests.conftest import ACTIVE, make_config
 from tests.exchange_sim.test_exchange_engine import FIRST_SIGNAL, ScriptedMarket
-from tests.exchange_sim.test_exchange_venue import buy, exits
+from tests.exchange_sim.test_exchange_venue import buy, client, exits  # noqa: F401 (client: a fixture)
 
 SYM = "BTC/USDT"
-FAST = RetryPolicy(attempts=4, initial_s=0.02, max_backoff_s=0.1, jitter_s=0.01, max_total_s=5)
 HOUR = 3600.0
 
 
@@ -39,17 +38,6 @@ async def until(cond, what: str, limit_s: float = 15.0) -> None:
         if loop.time() > end:
             raise AssertionError(f"never happened: {what}")
         await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def client(sim):
-    c = ExchangeClient(ExchangeSettings(exchange_url=sim.url, timeout_ms=1_000, retry=FAST),
-                       api_key=sim.api_key, secret=sim.secret)
-    await c.load_markets()
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def make_venue(client, **kw) -> ExchangeVenue:
