@@ -172,8 +172,11 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
 
 
 def _commands_epilog() -> str:
-    width = max(len(n) for n in COMMANDS)
-    lines = [f"  {name:<{width}}  {c.help}" for name, c in COMMANDS.items()]
+    from agent.ops_cli import OPS_HELP
+
+    helps = {**{name: c.help for name, c in COMMANDS.items()}, **OPS_HELP}
+    width = max(len(n) for n in helps)
+    lines = [f"  {name:<{width}}  {text}" for name, text in helps.items()]
     return ("commands (trading-agent COMMAND --help for its options):\n" + "\n".join(lines)
             + "\n\nexit codes: 0 done, 1 failure (see DATA_DIR/logs/agent.log), 2 bad input, "
             "3 refused for safety")

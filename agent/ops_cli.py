@@ -40,6 +40,8 @@ def _backup_main(argv: list[str]) -> int:
 
 
 OPS_COMMANDS = {"keys": keys_cli.main, "backup": _backup_main}
+OPS_HELP = {"keys": "API keys and the Telegram token in the OS keyring (set, show, delete, import)",
+            "backup": "consistent backup of a data folder, also while the agent runs"}
 
 
 def dispatch(name: str, argv: list[str]) -> int:
