@@ -393,8 +393,7 @@ class Engine:
                                      if o.purpose == "exit"])
         self._pos.force(PositionState.INITIALIZING)
         self._booted = True                           # memory now holds what the store says
-        at_exchange = self.venue.mode != "paper"
-        if at_exchange:                               # the exchange is the truth: agree or halt
+        if self._at_exchange:                               # the exchange is the truth: agree or halt
             recovered = await reconcile(self.store, self.orders, self.ex, self.venue, rules,
                                         self.config.exchange.base_currency)
             await self._sync_cash(at_boot=True, first=cp.balance is None)
@@ -408,7 +407,7 @@ class Engine:
         if self._trade is not None:
             log.warning("restored open position: trade %s, %.8g %s @ %.8g", self._trade.id,
                         self._trade.amount, self.config.exchange.base_currency, self._trade.entry_price)
-            if not at_exchange and not self.ex.resting_exits() and not self._deferred:
+            if not self._at_exchange and not self.ex.resting_exits() and not self._deferred:
                 log.warning("trade %s had no exits resting at the venue: placing them", self._trade.id)
                 await self.ex.protect()
         self._flush(durable=True)

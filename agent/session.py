@@ -127,8 +127,7 @@ def live_paper_session(config: AgentConfig, data_dir: Path, exchange: Any, *,
     """Live candles and prices from an exchange (a ccxt.pro instance the caller made and
     closes), orders on the paper venue, which fills resting orders on the live prices.
 
-    The feed is `engine.source.feed`; `await engine.source.feed.close()` after `engine.stop()`
-    closes the exchange connection and the candle cache.
+    The engine closes the feed (the exchange connection and the candle cache) when it stops.
     """
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     venue = paper_venue(config, data_dir)

@@ -67,14 +67,6 @@ class SubmitAmbiguous(Exception):
     """An order may or may not have been booked: look it up by client order id, never resend."""
 
 
-class ExchangeRefused(Exception):
-    """A permanent error, with the exchange's own words and what was being done."""
-
-    def __init__(self, what: str, exc: BaseException) -> None:
-        super().__init__(f"{what}: {type(exc).__name__}: {redact(str(exc))}")
-        self.cause = exc
-
-
 def redact(text: str) -> str:
     """Signed URLs carry a signature and timestamp; keep them out of messages and logs."""
     import re

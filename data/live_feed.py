@@ -166,7 +166,6 @@ class LiveFeed:
         self._rest_mode = not use_websocket
         self._rest_wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self.closed_seen_at: dict[int, int] = {}   # target close_ts -> when the feed emitted it
         self.description = f"{getattr(exchange, 'id', 'exchange')} {symbol} " \
                            f"{interval_name(self.target_ms)}"
         if self.fine_ms != self.target_ms:
@@ -497,8 +496,6 @@ class LiveFeed:
         close_ts = target.ts + self.target_ms
         self.health.candle_closed(close_ts)
         fresh = live and now - close_ts <= self.live_grace_ms
-        if fresh:
-            self.closed_seen_at[close_ts] = self.clock.now_ms()
         return [BarClosed(target, close_ts, live=fresh)]
 
     async def _hold_until_filled(self, item: tuple, reason: str) -> AsyncIterator[MarketEvent]:

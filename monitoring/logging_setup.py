@@ -49,10 +49,6 @@ def set_log_mode(mode: str) -> None:
     _mode = upper
 
 
-def log_mode() -> str:
-    return _mode
-
-
 class _ModeFilter(logging.Filter):
     """Stamps the mode at record time (in the producer's thread, before it is queued)."""
 

@@ -60,10 +60,6 @@ def forget_secrets() -> None:
         _secrets = ()
 
 
-def registered_count() -> int:
-    return len(_secrets)
-
-
 def _url(match: re.Match) -> str:
     url = _LONG_HEX.sub(MASK, match.group(0))
     return _LONG_B64.sub(MASK, url)

@@ -103,6 +103,7 @@ async def test_a_deposit_while_down_is_cash_at_the_restart(sim, tmp_path, caplog
 
     sim.deposit("USDT", 2_500.5)
     caplog.set_level(logging.INFO, logger="agent.engine")
+    caplog.clear()                       # only the restart's lines (the first start may be captured too)
     engine, _ = new_engine(sim, tmp_path, FIRST_SIGNAL - 5, stop_at=FIRST_SIGNAL - 5)
     await engine.start()
     after, day, status = engine.acct.balance, engine.acct.day, engine.status()
