@@ -16,7 +16,11 @@ data.exchange. The engine cannot tell it from the paper venue.
   currency; a buy whose commission was taken in the base asset reports the NET amount received
   (what can be sold) and the commission's quote value as the fee.
 - Entries: `quote_buy` walks the order book for the exact size (the engine skips an entry whose
-  estimated slippage is beyond its tolerance). A market entry the exchange acknowledges without
+  estimated slippage is beyond its tolerance). The book is streamed while the venue lives
+  (data.book_stream: the diff-depth stream, synchronised by update id), so the check costs no
+  REST call and no rate-limit weight in front of the order; when the stream is not healthy (not
+  synchronised, or no update for BOOK_MAX_AGE_S) or its levels cannot fill the size, the book is
+  read over REST (prefetched at the signal) and the log says why. A market entry the exchange acknowledges without
   filling it at once is watched for `order_timeout_s`; then what is left of it is canceled (never
   sent again) and its final view reported: a partial fill becomes the position.
 - Order updates come from the exchange's user data stream (ccxt `watch_orders`; for Binance
@@ -44,6 +48,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from agent.venue import (BookQuote, MarketRules, OrderOutcomeUnknown, OrderRejected, OrderUpdate,
                          UpdateCallback, walk_asks)
+from data.book_stream import BookStream
 from data.exchange import ExchangeClient
 from data.exchange_errors import ErrorClass, SubmitAmbiguous, classify, redact
 from data.market_rules import PairRules
@@ -64,7 +69,8 @@ def behind(new: OrderRecord, known: OrderRecord) -> bool:
     return known.status in FINAL and new.status not in FINAL
 
 
-BOOK_MAX_AGE_S = 1.0          # a prefetched order book older than this is read again
+BOOK_MAX_AGE_S = 1.0          # a streamed or prefetched order book older than this is not used
+BOOK_LEVELS = 100             # levels of the streamed book's snapshot (weight 1 on Binance)
 
 
 def _quiet(task: asyncio.Task) -> None:
@@ -81,7 +87,7 @@ class ExchangeVenue:
                  order_timeout_s: float = 30.0, user_stream: bool = True,
                  stream_poll_interval_s: float | None = None, stream_backoff_s: float = 0.5,
                  stream_backoff_max_s: float = 30.0, stream_reset_after_s: float = 60.0,
-                 stream_check_s: float = 5.0) -> None:
+                 stream_check_s: float = 5.0, book_stream: bool = True) -> None:
         if mode not in ("testnet", "live"):
             raise ValueError(f"an exchange venue is testnet or live, not {mode!r}")
         self.client = client
@@ -100,6 +106,9 @@ class ExchangeVenue:
         self._closed = False
         self._book: tuple[float, int, dict] | None = None   # (monotonic time, depth, book)
         self._book_task: asyncio.Task | None = None
+        self.book_stream: BookStream | None = None
+        self._book_stream_wanted = book_stream
+        self.book_rest_reads = 0                      # entries whose book came from REST
         # user data stream
         self.user_stream = user_stream
         self.stream_poll_interval_s = (stream_poll_interval_s if stream_poll_interval_s is not None
@@ -123,6 +132,7 @@ class ExchangeVenue:
 
     async def _pair_rules(self) -> PairRules:
         self._ensure_stream()
+        self._ensure_book_stream()
         if self.rules is None:
             try:
                 await self.client.load_markets()
@@ -140,10 +150,41 @@ class ExchangeVenue:
         self._known.setdefault(order.client_order_id, replace(order))
 
     # ----- order book -------------------------------------------------------------------------
+    def _ensure_book_stream(self) -> None:
+        """Stream the book from the venue's first use on (idempotent)."""
+        if not self._book_stream_wanted or self._closed:
+            return
+        if self.book_stream is None:
+            if not (getattr(self.client.ex, "has", {}) or {}).get("watchOrderBook"):
+                log.info("%s: no order book stream (watch_order_book unsupported): entries read the book "
+                         "over REST", self.symbol)
+                self._book_stream_wanted = False
+                return
+            self.book_stream = BookStream(self.client.ex, self.symbol, limit=BOOK_LEVELS,
+                                          max_age_s=BOOK_MAX_AGE_S)
+        try:
+            self.book_stream.start()
+        except RuntimeError:                          # no running loop yet: started at the next use
+            pass
+
+    def _streamed_quote(self, amount: float) -> BookQuote | None:
+        """The quote from the streamed book when it is healthy and holds the size (else None:
+        read REST, deeper if need be)."""
+        book = self.book_stream.book() if self.book_stream is not None else None
+        if book is None:
+            return None
+        quote = walk_asks(book.get("asks") or [], amount)
+        if quote is None or quote.fillable + 1e-12 < amount:
+            return None
+        return quote
+
     def prefetch_book(self) -> None:
-        """A signal was just found: read the order book now, in the background, so the entry at
-        the next price walks a book at most BOOK_MAX_AGE_S old instead of waiting for a round
-        trip (and for the rate limiter's spacing) in front of its order."""
+        """A signal was just found. With a healthy streamed book there is nothing to do; else
+        read the order book now, in the background, so the entry at the next price walks a book
+        at most BOOK_MAX_AGE_S old instead of waiting for a round trip (and for the rate
+        limiter's spacing) in front of its order."""
+        if self.book_stream is not None and self.book_stream.book() is not None:
+            return
         if self._book_task is None or self._book_task.done():
             self._book_task = asyncio.get_running_loop().create_task(
                 self._read_book(100), name="order-book-prefetch")
@@ -167,8 +208,19 @@ class ExchangeVenue:
         return await self._read_book(limit)
 
     async def quote_buy(self, amount: float) -> BookQuote:
-        """Buying `amount` at market now, estimated from the order book (deeper when the first
-        100 levels do not hold it); a book prefetched at the signal is used while fresh."""
+        """Buying `amount` at market now, estimated from the streamed order book; over REST
+        when the stream is not healthy or cannot fill the size (deeper when the first 100 levels
+        do not hold it), a book prefetched at the signal used while fresh."""
+        quote = self._streamed_quote(amount)
+        if quote is not None:
+            return quote
+        self.book_rest_reads += 1
+        if self.book_stream is not None:
+            held = self.book_stream.book()
+            why = (self.book_stream.why_not() if held is None
+                   else f"its {len(held.get('asks') or [])} ask levels do not hold {amount:.8g}")
+            log.info("order book stream of %s not used for this entry (%s): reading the book over REST",
+                     self.symbol, why)
         book: dict = {}
         for limit in (100, 1000):
             try:
@@ -331,6 +383,8 @@ class ExchangeVenue:
     async def close(self) -> None:
         self._closed = True
         self.stream_healthy = False
+        if self.book_stream is not None:
+            await self.book_stream.close()
         tasks = [t for t in (self._poller, self._stream, *self._deadlines.values()) if t is not None]
         for t in tasks:
             t.cancel()

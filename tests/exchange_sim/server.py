@@ -8,7 +8,18 @@ What it speaks (paths under /api/v3, as ccxt's binance class sends them):
   orderId or client order id), openOrders, allOrders, myTrades, orderList/oco, and
   /sapi/v1/account/apiRestrictions (`sim.api_restrictions`: may the key trade, withdraw);
 - WebSocket at /ws/<n>: SUBSCRIBE/UNSUBSCRIBE to <sym>@kline_<tf>, @trade, @bookTicker,
-  @ticker, @miniTicker.
+  @ticker, @miniTicker, and the diff-depth streams @depth (every 1000 ms) and @depth@100ms, as
+  Binance sends them: `{"e": "depthUpdate", "E", "s", "U": first update id, "u": last update id,
+  "b": [[price, qty]], "a": [...]}` with the levels that changed since the previous event (qty 0:
+  the level is gone), only when something changed. Update ids count every change of the book;
+  GET depth's `lastUpdateId` is the id of the book it returns, so a client following Binance's
+  recipe (buffer events, take the snapshot, drop events with u <= lastUpdateId, then each U must
+  be the previous u + 1) keeps an exact copy. Faults: `drop_depth_streams()` cuts only the
+  connections carrying a depth stream, `skip_depth_updates = N` loses the next N events (their
+  ids are used: a sequence gap the client must resync from), `mute_depth = True` stops sending
+  depth events while the connection stays up (a silent stream). `book_churn = True` makes the
+  book breathe as a busy market's does: every 100 ms the deepest level of each side gains or
+  loses one amount step, so the stream has an event every 100 ms even while the price stands.
 - The user data stream as ccxt 4.5 uses it for spot: no listenKey, but Binance's WebSocket API at
   /ws-api/v3, request `userDataStream.subscribe.signature` (params apiKey, timestamp[,
   recvWindow], HMAC signature over the sorted params) answered `{"id", "status": 200, "result":
@@ -213,6 +224,7 @@ class ExchangeSim:
         self._sockets: set[web.WebSocketResponse] = set()
         self._user_init()
         self._subs: dict[web.WebSocketResponse, set[str]] = {}
+        self._book_init()
         self._closing: asyncio.Event | None = None    # created in start() (needs a loop)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -236,11 +248,16 @@ class ExchangeSim:
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
+        self._depth_task = asyncio.get_running_loop().create_task(self._depth_pacer(), name="sim-depth")
         return self
 
     async def stop(self) -> None:
         if self._closing is not None:
             self._closing.set()
+        if self._depth_task is not None:
+            self._depth_task.cancel()
+            await asyncio.gather(self._depth_task, return_exceptions=True)
+            self._depth_task = None
         for ws in list(self._sockets):
             await ws.close()
         for ws in list(self._api_sockets):
@@ -520,9 +537,12 @@ class ExchangeSim:
     def _levels(self, side: str) -> list[tuple[Decimal, Decimal]]:
         bid, ask = self._bid_ask()
         gap = self.m.tick * self.level_gap_ticks
+        last = self.book_levels - 1
+        extra = self.m.step if getattr(self, "_churn", False) else D(0)     # book_churn: the far end moves
         if side == "ask":
-            return [(ask + i * gap, self.level_qty) for i in range(self.book_levels)]
-        return [(bid - i * gap, self.level_qty) for i in range(self.book_levels) if bid - i * gap > 0]
+            return [(ask + i * gap, self.level_qty + (extra if i == last else 0)) for i in range(self.book_levels)]
+        return [(bid - i * gap, self.level_qty + (extra if i == last else 0))
+                for i in range(self.book_levels) if bid - i * gap > 0]
 
     def _ticker(self, params: dict) -> dict:
         self._symbol(params)
@@ -547,7 +567,8 @@ class ExchangeSim:
     def _depth(self, params: dict) -> dict:
         self._symbol(params)
         limit = int(params.get("limit", 100))
-        return {"lastUpdateId": len(self.requests),
+        self._book_changed()                  # the id of exactly the book returned
+        return {"lastUpdateId": self._book_id,
                 "bids": [[fmt(p), fmt(q)] for p, q in self._levels("bid")[:limit]],
                 "asks": [[fmt(p), fmt(q)] for p, q in self._levels("ask")[:limit]]}
 
@@ -1040,6 +1061,7 @@ class ExchangeSim:
                                              "M": True})
 
     def _publish_book(self, now: int) -> None:
+        self._book_changed()
         if not self._has_loop():
             return
         s = self.m.symbol
@@ -1055,6 +1077,84 @@ class ExchangeSim:
         self._publish(f"{s.lower()}@ticker", ticker)
         self._publish(f"{s.lower()}@miniTicker", {k: ticker[k] for k in ("e", "E", "s", "c", "o", "h", "l", "v", "q")}
                       | {"e": "24hrMiniTicker"})
+
+    # ----- diff-depth stream --------------------------------------------------------------------
+    def _book_init(self) -> None:
+        self._book_id = 0                                  # id of the last change of the book
+        self._book_shown: dict[str, dict[Decimal, Decimal]] = {"bid": {}, "ask": {}}
+        # per pace (ms): the changes not sent yet, and the first update id among them
+        self._depth_pending: dict[int, dict[str, dict[Decimal, Decimal]]] = {100: {}, 1000: {}}
+        self._depth_first: dict[int, int | None] = {100: None, 1000: None}
+        self._depth_task: asyncio.Task | None = None
+        self._depth_ticks = 0
+        self.depth_events: int = 0                         # depthUpdate events sent
+        self.skip_depth_updates = 0                        # lose the next N events (a gap)
+        self.mute_depth = False                            # send none, the connection stays up
+        self.book_churn = False                            # the deepest levels breathe every 100 ms
+        self._churn = False
+        self._book_changed()
+
+    def _depth_streams(self) -> dict[str, int]:
+        s = self.m.symbol.lower()
+        return {f"{s}@depth@100ms": 100, f"{s}@depth": 1000}
+
+    def _book_changed(self) -> None:
+        """Compare the synthetic book with the one last shown; every level that changed is one
+        update id, queued for the next event of each pace."""
+        now = {side: dict(self._levels(side)) for side in ("bid", "ask")}
+        for side in ("bid", "ask"):
+            before, after = self._book_shown[side], now[side]
+            changed = {p: q for p, q in after.items() if before.get(p) != q}
+            changed.update({p: D(0) for p in before if p not in after})
+            for price in sorted(changed):
+                self._book_id += 1
+                for pace, pending in self._depth_pending.items():
+                    pending.setdefault(side, {})[price] = changed[price]
+                    if self._depth_first[pace] is None:
+                        self._depth_first[pace] = self._book_id
+        self._book_shown = now
+
+    def depth_subscribers(self) -> int:
+        names = self._depth_streams()
+        return sum(1 for subs in self._subs.values() for st in subs if st in names)
+
+    def drop_depth_streams(self) -> int:
+        """Cut (no close handshake) every WebSocket connection that carries a depth stream."""
+        names = self._depth_streams()
+        return _abort_all([ws for ws, subs in self._subs.items() if subs & names.keys()])
+
+    async def _depth_pacer(self) -> None:
+        """Binance's pace: @depth@100ms every 100 ms, @depth every second, an event only when
+        the book changed (also by a test changing the book's shape)."""
+        while True:
+            await asyncio.sleep(0.1)
+            self._depth_ticks += 1
+            if not self.depth_subscribers():
+                self._depth_pending, self._depth_first = {100: {}, 1000: {}}, {100: None, 1000: None}
+                continue
+            if self.book_churn:
+                self._churn = not self._churn
+            self._book_changed()
+            self._flush_depth(100)
+            if self._depth_ticks % 10 == 0:
+                self._flush_depth(1000)
+
+    def _flush_depth(self, pace: int) -> None:
+        pending, first = self._depth_pending[pace], self._depth_first[pace]
+        self._depth_pending[pace], self._depth_first[pace] = {}, None
+        if first is None or self.mute_depth:
+            return
+        if self.skip_depth_updates:
+            self.skip_depth_updates -= 1
+            return
+        s = self.m.symbol
+        event = {"e": "depthUpdate", "E": self.clock(), "s": s, "U": first, "u": self._book_id,
+                 "b": [[fmt(p), fmt(q)] for p, q in sorted(pending.get("bid", {}).items(), reverse=True)],
+                 "a": [[fmt(p), fmt(q)] for p, q in sorted(pending.get("ask", {}).items())]}
+        self.depth_events += 1
+        for name, p in self._depth_streams().items():
+            if p == pace:
+                self._publish(name, event)
 
     # ----- user data stream (WebSocket API, as ccxt 4.5 uses it for spot) ---------------------
     def _user_init(self) -> None:
