@@ -107,7 +107,7 @@ class ExchangeVenue:
         self._book: tuple[float, int, dict] | None = None   # (monotonic time, depth, book)
         self._book_task: asyncio.Task | None = None
         self.book_stream: BookStream | None = None
-        self._book_stream_wanted = book_stream
+        self.book_stream_enabled = book_stream
         self.book_rest_reads = 0                      # entries whose book came from REST
         # user data stream
         self.user_stream = user_stream
@@ -152,13 +152,13 @@ class ExchangeVenue:
     # ----- order book -------------------------------------------------------------------------
     def _ensure_book_stream(self) -> None:
         """Stream the book from the venue's first use on (idempotent)."""
-        if not self._book_stream_wanted or self._closed:
+        if not self.book_stream_enabled or self._closed:
             return
         if self.book_stream is None:
             if not (getattr(self.client.ex, "has", {}) or {}).get("watchOrderBook"):
                 log.info("%s: no order book stream (watch_order_book unsupported): entries read the book "
                          "over REST", self.symbol)
-                self._book_stream_wanted = False
+                self.book_stream_enabled = False
                 return
             self.book_stream = BookStream(self.client.ex, self.symbol, limit=BOOK_LEVELS,
                                           max_age_s=BOOK_MAX_AGE_S)

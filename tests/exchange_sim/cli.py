@@ -21,7 +21,8 @@ lost-reply (processed, the reply never comes), abort / abort-after (connection c
 after processing), status=CODE (an error reply; code=BINANCE_CODE, msg=TEXT, retry-after=SECONDS),
 html=STATUS (a gateway page), malformed (200 with truncated JSON).
 WebSocket kinds: drop (connections cut without a close handshake), close (closed with a close
-frame), refuse (new connections refused).
+frame), refuse (new connections refused), depth-drop (only the connections carrying a depth
+stream cut), depth-gap (the next depth event lost: a sequence gap the client resyncs from).
 Options: times=N|forever (how many requests / events; default 1, or forever with every=),
 every=DURATION (WebSocket: repeat), after=DURATION (arm the fault that long after start).
 DURATION: 250ms, 2s, 1.5m, or plain seconds. Examples:
@@ -30,6 +31,7 @@ DURATION: 250ms, 2s, 1.5m, or plain seconds. Examples:
     --fault 'GET /api/v3/klines:status=503:code=-1001:times=3'
     --fault '*:status=429:code=-1003:retry-after=1:after=20s'
     --fault 'ws:drop:every=30s'
+    --fault 'ws:depth-gap:every=20s'
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ log = logging.getLogger("exchange_sim")
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE")
 _FLAGS = {"hang": "hang", "timeout": "hang", "lost-reply": "lost_reply", "abort": "abort",
           "abort-after": "abort_after", "malformed": "malformed"}
-_WS_KINDS = ("drop", "close", "refuse")
+_WS_KINDS = ("drop", "close", "refuse", "depth-drop", "depth-gap")
 
 
 def duration(text: str) -> float:
@@ -257,6 +259,11 @@ async def run_fault(sim: ExchangeSim, spec: FaultSpec) -> None:
             n = sim.drop_sockets()
         elif spec.kind == "close":
             n = await sim.close_sockets()
+        elif spec.kind == "depth-drop":
+            n = sim.drop_depth_streams()
+        elif spec.kind == "depth-gap":
+            sim.skip_depth_updates += 1
+            n = sim.depth_subscribers()
         else:
             sim.refuse_sockets += 1
             n = 1

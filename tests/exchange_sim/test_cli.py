@@ -36,6 +36,8 @@ def test_fault_specs_become_simulator_faults():
     ws = parse_fault("ws:drop:every=30s")
     assert (ws.target, ws.kind, ws.every, ws.times) == ("ws", "drop", 30.0, -1)
     assert parse_fault("ws:refuse:times=3").times == 3
+    assert parse_fault("ws:depth-gap:every=20s").kind == "depth-gap"
+    assert parse_fault("ws:depth-drop").kind == "depth-drop"
     assert duration("2") == 2.0 and duration("1.5m") == 90.0
 
 

@@ -127,12 +127,13 @@ async def test_partial_fill_is_kept_and_the_rest_canceled_exits_sized_to_it(sim,
     assert sim.balance("BTC")[1] == float(oco_legs_open(sim)[0].qty), "the exits lock what was bought"
 
 
-async def test_the_book_is_read_at_the_signal_and_not_again_in_front_of_the_order(sim, tmp_path):
-    """The entry's slippage check walks the book prefetched when the signal was found: between
-    the signal bar's close and the order there is no depth request (no round trip, no rate-limit
-    wait), as long as the book is younger than BOOK_MAX_AGE_S."""
+async def test_without_the_book_stream_the_book_is_read_at_the_signal_not_in_front_of_the_order(sim, tmp_path):
+    """The REST fallback: the entry's slippage check walks the book prefetched when the signal
+    was found: between the signal bar's close and the order there is no depth request (no round
+    trip, no rate-limit wait), as long as the book is younger than BOOK_MAX_AGE_S."""
     engine, _ = new_engine(sim, tmp_path, FIRST_SIGNAL - 10, config(slippage_tolerance_percent=0.5),
                            hold_after_open=ENTRY)
+    engine.venue.book_stream_enabled = False
     seen: list[str] = []
     venue, client = engine.venue, engine.venue.client
     read_book, quote_buy = client.order_book, venue.quote_buy
