@@ -544,7 +544,10 @@ class Engine:
         if self._at_exchange and self.acct.fills != self._fills_synced:
             await self._after_fills()
         if self._state_changed or time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
-            self._flush()
+            # A close that leaves an entry for the next price is committed now (the pending
+            # entry is durable) and published with the entry's own commit, so state.json's
+            # rewrite and the subscribers run after the order is sent, not in front of it.
+            self._flush(publish=not (kind is mk.BarClosed and self._pos.state is PositionState.SIGNAL))
 
     def _warm(self, bar: Bar) -> None:
         """A bar whose effects are already in the store, or history: indicators only."""
