@@ -280,18 +280,9 @@ class ExchangeVenue:
                    for leg in limits[1:]] if target else []
         stop = stops[0] if stops else None
         last = await self._last_price()
-        due = None
-        if target is not None and (target.limit_price or 0.0) <= last:
-            due = target
-        elif stop is not None and (stop.stop_price or 0.0) >= last:
-            due = stop
-        if due is not None:           # the exit is due now: sell at market under the leg's id
-            log.warning("exit %s is due at %.8g (last price): selling at market", due.client_order_id, last)
-            others = [replace(leg, status="canceled", updated_ts=self._now(),
-                              reason=f"{leg.reason}: {due.client_order_id} was due at once")
-                      for leg in (target, stop) if leg is not None and leg is not due]
-            sold = await self.place(replace(due, type="market", expected_price=last))
-            return self._in_order(legs, [sold, *others, *dropped])
+        due = self._due(target, stop, last)
+        if due is not None:
+            return await self._sell_due(legs, due, target, stop, dropped, last)
         if target is None or stop is None:
             single = await self.place(target or stop)   # type: ignore[arg-type]
             return self._in_order(legs, [single, *dropped])
@@ -318,6 +309,14 @@ class ExchangeVenue:
             if all(f is not None for f in found):
                 return self._in_order(legs, [*found, *dropped])   # type: ignore[list-item]
             raise OrderOutcomeUnknown(str(exc)) from exc
+        except ccxt.InvalidOrder as exc:
+            # Binance: "The relationship of the prices for the orders is not correct." The price
+            # crossed a leg between the read above and the list: that exit is due now.
+            now = await self._last_price() if "relationship of the prices" in str(exc) else None
+            due = self._due(target, stop, now) if now is not None else None
+            if due is None:
+                raise OrderRejected(f"{target.group_id}: {type(exc).__name__}: {redact(str(exc))[:300]}") from exc
+            return await self._sell_due(legs, due, target, stop, dropped, now)   # type: ignore[arg-type]
         except ccxt.BaseError as exc:
             raise OrderRejected(f"{target.group_id}: {type(exc).__name__}: {redact(str(exc))[:300]}") from exc
         reports = {r.get("clientOrderId"): r for r in raw.get("orderReports", [])}
@@ -327,6 +326,26 @@ class ExchangeVenue:
             parsed = self.client.ex.parse_order(report, market) if report else None
             views.append(await self._view(leg, parsed) if parsed else await self._lookup_or_unknown(leg))
         return self._in_order(legs, [*views, *dropped])
+
+    @staticmethod
+    def _due(target: OrderRecord | None, stop: OrderRecord | None, last: float) -> OrderRecord | None:
+        """The exit leg the last price has already reached (target at or below it, stop at or
+        above it), if any."""
+        if target is not None and (target.limit_price or 0.0) <= last:
+            return target
+        if stop is not None and (stop.stop_price or 0.0) >= last:
+            return stop
+        return None
+
+    async def _sell_due(self, legs: list[OrderRecord], due: OrderRecord, target: OrderRecord | None,
+                        stop: OrderRecord | None, dropped: list[OrderRecord], last: float) -> list[OrderRecord]:
+        """The exit is due now: sell at market under the due leg's id, the other legs canceled."""
+        log.warning("exit %s is due at %.8g (last price): selling at market", due.client_order_id, last)
+        others = [replace(leg, status="canceled", updated_ts=self._now(),
+                          reason=f"{leg.reason}: {due.client_order_id} was due at once")
+                  for leg in (target, stop) if leg is not None and leg is not due]
+        sold = await self.place(replace(due, type="market", expected_price=last))
+        return self._in_order(legs, [sold, *others, *dropped])
 
     async def cancel(self, client_order_id: str) -> OrderRecord | None:
         try:

@@ -233,6 +233,25 @@ async def test_exit_already_due_sells_at_market_under_the_leg_id(sim, venue):
     assert sim.count("POST", "orderList/oco") == 0
 
 
+async def test_stop_crossed_between_the_price_read_and_the_list_sells_at_market(sim, venue):
+    """The price falls through the stop after the venue read it and before the OCO arrives:
+    Binance refuses the list (price relationship); the exit is due, so it is sold at market
+    under the stop's id instead of leaving the position unprotected."""
+    await venue.place(buy("e-5"))
+    amount = (await venue.lookup("e-5")).filled_amount
+    new_oco = sim._new_oco
+
+    def price_falls_first(params):
+        sim.set_price(28_900)
+        return new_oco(params)
+
+    sim._new_oco = price_falls_first
+    legs = await venue.place_exit_group(exits("G5", amount, stop=29_000, target=31_000))
+    assert [(leg.client_order_id, leg.status) for leg in legs] == [("G5-stop", "filled"), ("G5-fib", "canceled")]
+    assert legs[0].fill_price == 28_900
+    assert sim.count("POST", "orderList/oco") == 1 and not any(o.status == "NEW" for o in sim.orders.values())
+
+
 async def test_partial_fill_of_resting_target_reported_then_filled(sim, venue):
     await venue.place(buy("e-4"))
     amount = (await venue.lookup("e-4")).filled_amount
