@@ -1,6 +1,6 @@
 """The operating KPIs (PRD), computed from the ledger so they survive restarts, each with its
 alert threshold. One function for every place that shows them: `trading-agent status`, the
-daily summary alert, the window's statistics panel (`kpis_from_store(engine.store, ...)`).
+daily summary alert, the window's Performance tab (`kpis_from_store(engine.store, ...)`).
 
 What each one measures, from what the store records:
 - execution rate: signals the agent meant to trade that became trades. A signal skipped by a
