@@ -11,7 +11,7 @@ from html import escape
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from monitoring.kpis import KpiReport
 from persistence.records import TradeRecord
@@ -20,6 +20,7 @@ from ui.chart.axes import PriceAxis, UtcTimeAxis
 from ui.panels.style import format_money, format_percent
 
 DAY_S = 86_400
+KPI_WIDTH = 340
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +96,22 @@ class PerformancePanel(QWidget):
         self.daily_bars = pg.BarGraphItem(x=[], height=[], width=DAY_S * 0.8)
         self.daily_widget.getPlotItem().addItem(self.daily_bars)
         self.curve = equity_curve([], 0.0)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.setSpacing(2)
         self.kpis = QLabel("Operating KPIs: none yet")
         self.kpis.setObjectName("performanceKpis")
         self.kpis.setWordWrap(True)
         self.kpis.setTextFormat(Qt.TextFormat.RichText)
+        self.kpis.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.kpis.setMaximumWidth(KPI_WIDTH)
         self.kpi_report = KpiReport()
-        layout.addWidget(self.summary)
+        plots = QVBoxLayout()
+        plots.setSpacing(2)
+        plots.addWidget(self.summary)
+        plots.addWidget(self.equity_widget, 3)
+        plots.addWidget(self.daily_widget, 2)
+        layout = QHBoxLayout(self)                 # the KPIs beside the plots: they keep their height
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(plots, 1)
         layout.addWidget(self.kpis)
-        layout.addWidget(self.equity_widget, 3)
-        layout.addWidget(self.daily_widget, 2)
 
     def set_trades(self, trades: Sequence[TradeRecord], initial: float, currency: str) -> None:
         self.curve = curve = equity_curve(trades, initial)
