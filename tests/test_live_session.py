@@ -101,12 +101,18 @@ async def test_no_entry_while_the_feed_reports_a_gap_it_cannot_fill(tmp_path):
     assert engine.status().last_bar_ts >= bars[SIGNAL_BAR].ts
 
 
-async def test_the_engine_takes_no_entry_while_the_data_is_not_whole(tmp_path):
-    cfg = make_config(**ACTIVE)
+def _session_in_signal_bar(tmp_path):
+    """A live paper session on the synthetic sample, started two minutes into the signal bar."""
     bars = generate_sample()
     clock = VirtualClock(bars[SIGNAL_BAR].ts + 120_000)
     ex = FakeExchange(clock, bars)
-    engine = live_paper_session(cfg, tmp_path, ex, feed_clock=clock, engine_clock=EngineClock(clock))
+    engine = live_paper_session(make_config(**ACTIVE), tmp_path, ex, feed_clock=clock,
+                                engine_clock=EngineClock(clock))
+    return engine, clock, ex, bars
+
+
+async def test_the_engine_takes_no_entry_while_the_data_is_not_whole(tmp_path):
+    engine, clock, _, bars = _session_in_signal_bar(tmp_path)
     await engine.start()
     await clock.advance(100)
     engine.source.feed.health.set_data_whole(False, "scripted: 2 candles REST could not deliver")
@@ -129,11 +135,7 @@ async def test_the_feeds_health_checks_are_counted_in_the_ledger_for_the_uptime_
     from monitoring.kpis import kpis_from_store
     from persistence.store import Store
 
-    cfg = make_config(**ACTIVE)
-    bars = generate_sample()
-    clock = VirtualClock(bars[SIGNAL_BAR].ts + 120_000)
-    ex = FakeExchange(clock, bars)
-    engine = live_paper_session(cfg, tmp_path, ex, feed_clock=clock, engine_clock=EngineClock(clock))
+    engine, clock, ex, _ = _session_in_signal_bar(tmp_path)
     await engine.start()
     await clock.advance(900)
     ex.ws_drop_at.append(clock.now_ms() + 500)
