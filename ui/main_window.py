@@ -291,33 +291,14 @@ class MainWindow(QMainWindow):
     async def ask_credentials(self) -> bool:
         """Ask for the exchange keys and store them in the OS keyring; True when the config's
         keys are complete afterwards. Values are never shown again (last 4 characters)."""
-        from agent import credentials as cr
-        from monitoring.redaction import register_secret
-        from ui.credentials_dialog import CredentialsDialog, keyring_problem
+        from ui.credentials_dialog import dialog_for, store_in_keyring
 
-        cfg = self.engine.config
-        ex = cfg.exchange
-        account = cr.default_account(ex.testnet)
-        env_file = cr.env_file_for(self.config_path)
-        dialog = CredentialsDialog(self, mode=cfg.mode, exchange=ex.exchange_name,
-                                   account=account, found=self._find_credentials(),
-                                   problem=keyring_problem(),
-                                   env_file=str(env_file) if env_file else None)
+        dialog = dialog_for(self.engine.config, self.config_path, self._find_credentials(), self)
         accepted = await dialogs.run_dialog(dialog) == QDialog.DialogCode.Accepted
         values = dialog.take_values()
         dialog.deleteLater()
-        if not accepted or not values:
-            return self._find_credentials().has_exchange_keys
-        service = cr.exchange_service(ex.exchange_name, account)
-        for name, value in values.items():
-            register_secret(value)           # before anything could print it
-            cr.keyring_set(service, name, value)
-            if cr.keyring_get(service, name) != value:
-                raise cr.KeyringUnavailable(f"the OS keyring did not keep {service} {name}")
-        stored = ", ".join(f"{name} {cr.mask(value)}" for name, value in values.items())
-        log.info("operator: API keys stored in the OS keyring %s (%s)", service,
-                 ", ".join(values))
-        self.notify(f"Stored in the OS keyring: {stored}")
+        if accepted and values:
+            self.notify(f"Stored in the OS keyring: {store_in_keyring(dialog.service, values)}")
         return self._find_credentials().has_exchange_keys
 
     def stop_trading(self) -> asyncio.Task:
