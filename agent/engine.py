@@ -758,7 +758,7 @@ class Engine:
             base = sum(sheet.get(ex.base_currency, (0.0, 0.0)))
             expected = self.acct.position_amount() + not_managed(self.store)
             step = self.risk.rules.amount_step if self.risk is not None else 0.0
-            tol = step * (1 + len(self.store.closed_trades())) + 1e-9
+            tol = step * (1 + self.store.closed_trade_count()) + 1e-9
             if abs(base - expected) > tol:
                 log.info("cash not refreshed: the exchange holds %.8g %s, the agent expects %.8g (a fill "
                          "not reported yet); kept at %.8g %s", base, ex.base_currency, expected,

@@ -682,6 +682,10 @@ class Store:
         return [_decode_trade(r) for r in
                 self._tail(f"{_TRADE_SELECT} WHERE status = 'closed'", "id", limit)]
 
+    @_sql_errors
+    def closed_trade_count(self) -> int:
+        return self._conn.execute("SELECT count(*) FROM trades WHERE status = 'closed'").fetchone()[0]
+
     def _tail(self, select: str, key: str, limit: int | None) -> list[Sequence[Any]]:
         if limit is None:
             return self._conn.execute(f"{select} ORDER BY {key}").fetchall()

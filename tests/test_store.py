@@ -314,6 +314,8 @@ def test_closed_trades_limit_keeps_the_most_recent_oldest_first(store: Store) ->
     for i in range(5):
         store.insert_trade(closed_trade(T0 + i * MIN, T0 + i * MIN + 1, float(i), float(i)))
     assert [t.pnl for t in store.closed_trades(limit=2)] == [3.0, 4.0]
+    store.insert_trade(make_trade())                   # open: not counted
+    assert store.closed_trade_count() == 5
 
 
 def test_signal_round_trips_with_fib_levels(store: Store) -> None:
