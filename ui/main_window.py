@@ -679,6 +679,7 @@ class MainWindow(QMainWindow):
             self._sync_open_trade(status.open_trade)
         self.stats_panel.show_stats(self.engine.store.stats(now), quote)   # cheap (store doc)
         self._refresh_kpis()
+        self._seed_warm_history(status)
         self._show_placeholder(status)
         self.update_shadow()
         self._update_title()
@@ -697,6 +698,17 @@ class MainWindow(QMainWindow):
             log.warning("operating KPIs unavailable: %s", exc)
             return
         self.performance.set_kpis(report)
+
+    def _seed_warm_history(self, status) -> None:
+        """Bars the engine only warmed on (a live feed's history, a resumed replay's committed
+        bars) come as no events: once the feed is past them, an empty chart shows them instead
+        of waiting for the first live close (up to a whole timeframe on a live market)."""
+        if self.chart.candle_count() or status.feed_state == "catching up" or self.bridge.pending:
+            return
+        history = self.engine.history()
+        if history:
+            self.chart_sync.seed(history)
+            self.shadow.add(history)
 
     def _show_placeholder(self, status) -> None:
         """What an empty chart is waiting for, from the engine's own state."""
