@@ -8,9 +8,9 @@
   /resume /stop (emergency stop, only after `/stop confirm` within CONFIRM_WINDOW_S;
   /emergency_stop is the same) /help.
 - KPI warnings: after every entry, exit and skipped signal, and on each feed health report,
-  the PRD's KPIs over the last 24 hours (monitoring/kpis.py) are checked; a KPI that crosses
-  its threshold is logged and alerted as a WARNING once, re-armed when it is back within.
-  The live feed's uptime (FeedStatus.uptime_ratio) is kept here: the ledger has none.
+  the PRD's KPIs over the last 24 hours (monitoring/kpis.py; uptime by whole UTC days) are
+  checked; a KPI that crosses its threshold is logged and alerted as a WARNING once, re-armed
+  when it is back within.
 - headless_services() builds the services for a run (headless or the window) from the
   credentials and settings found: Telegram (alerts + commands) and/or email (SMTP_* settings,
   the backup channel for ERROR and CRITICAL); with neither, the log says so once.
@@ -52,7 +52,6 @@ class AlertBridge:
         self._tasks: list[asyncio.Task] = []
         self.quote = engine.config.exchange.quote_currency
         self.base = engine.config.exchange.base_currency
-        self.uptime_ratio: float | None = None      # the live feed's, from its health reports
         self._kpi_breached: set[str] = set()
 
     async def start(self) -> None:
@@ -73,8 +72,6 @@ class AlertBridge:
     def on_event(self, event) -> None:
         if isinstance(event, (PositionOpened, PositionClosed, FeedStatus)) or (
                 isinstance(event, SignalSeen) and event.signal.action == "SKIPPED"):
-            if isinstance(event, FeedStatus):
-                self.uptime_ratio = event.uptime_ratio
             self.check_kpis()
         if isinstance(event, EngineStateChanged):
             self._state(event)
@@ -99,7 +96,7 @@ class AlertBridge:
                                    o.reason or "", key=f"rejected:{o.client_order_id}"))
 
     def kpis(self, since_ms: int | None = None) -> KpiReport:
-        return kpis_from_store(self.engine.store, since_ms=since_ms, uptime_ratio=self.uptime_ratio,
+        return kpis_from_store(self.engine.store, since_ms=since_ms,
                                timeframe=self.engine.config.timeframe)
 
     def check_kpis(self) -> KpiReport | None:
@@ -168,13 +165,12 @@ class AlertBridge:
             now = self._wall_ms()
             await asyncio.sleep((DAY_MS - now % DAY_MS) / 1000 + 1)
             try:
-                self.alerts.send(daily_summary_alert(self.engine, self._wall_ms() - 2000,
-                                                     uptime_ratio=self.uptime_ratio))
+                self.alerts.send(daily_summary_alert(self.engine, self._wall_ms() - 2000))
             except Exception:
                 log.exception("daily summary failed")
 
 
-def daily_summary_alert(engine, day_ms: int, uptime_ratio: float | None = None) -> Alert:
+def daily_summary_alert(engine, day_ms: int) -> Alert:
     """The day containing day_ms, from the store (survives restarts), with the day's KPIs;
     a WARNING when any KPI crossed its threshold that day."""
     from data.bar import iso_utc
@@ -183,7 +179,7 @@ def daily_summary_alert(engine, day_ms: int, uptime_ratio: float | None = None) 
     s = engine.status()
     quote = engine.config.exchange.quote_currency
     rate = "-" if stats.today_trades == 0 else f"{100 * stats.today_wins / stats.today_trades:.0f}%"
-    kpis = kpis_from_store(engine.store, since_ms=day_ms - day_ms % DAY_MS, uptime_ratio=uptime_ratio,
+    kpis = kpis_from_store(engine.store, since_ms=day_ms - day_ms % DAY_MS,
                            timeframe=engine.config.timeframe)
     return Alert("WARNING" if kpis.warnings else "INFO", f"Daily summary {iso_utc(day_ms)[:10]}",
                  f"{s.run_state}; trades {stats.today_trades} (win rate {rate}), PnL "

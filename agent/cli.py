@@ -588,16 +588,29 @@ def _check_exchange_ready(config: AgentConfig, creds, exchange_url: str | None) 
         raise Refused(readiness.refusal)
 
 
-def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_path: Path | None,
-           speed: float | None, demo: bool, mode: str, loaded=None) -> int:
+def _credentials(config: AgentConfig, args: argparse.Namespace, mode: str, config_path: Path | None):
+    """The run's credentials. Testnet and live need exchange keys: the window asks for them
+    (stored in the OS keyring) before it opens; headless, or when the operator cancels, the run
+    is refused naming where they were looked for."""
     from agent.credentials import CredentialError, load_for_config
 
     try:       # every value found is registered with the redactor before anything can log it
-        creds = load_for_config(config, None if demo else args.config)
+        creds = load_for_config(config, config_path)
+        if mode != "paper" and not creds.has_exchange_keys and not args.no_gui:
+            from ui.credentials_dialog import ask_before_window
+
+            if ask_before_window(config, config_path, creds):
+                creds = load_for_config(config, config_path)
     except CredentialError as exc:
         raise UsageError(str(exc)) from None
-    if mode != "paper" and not (creds.api_key and creds.api_secret):
+    if mode != "paper" and not creds.has_exchange_keys:
         raise Refused(f"{mode} trading needs exchange credentials: {creds.missing_message()}")
+    return creds
+
+
+def _drive(args: argparse.Namespace, config: AgentConfig, data_dir: Path, csv_path: Path | None,
+           speed: float | None, demo: bool, mode: str, loaded=None) -> int:
+    creds = _credentials(config, args, mode, None if demo else args.config)
     if mode != "paper":
         _check_exchange_ready(config, creds, args.exchange_url)
 

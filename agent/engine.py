@@ -53,7 +53,7 @@ from data.bar import Bar, iso_utc
 from persistence.paths import DataDir, DataDirLock
 from persistence.records import OrderRecord, TradeRecord
 from persistence.state_file import StateFileCorrupt, read_state
-from persistence.store import Store
+from persistence.store import Store, StoreError
 from monitoring.redaction import redact, redact_optional
 
 log = logging.getLogger(__name__)
@@ -478,10 +478,18 @@ class Engine:
         await self._feed_ended(mk.FeedEnded("lost", "the market data stream ended without a word"))
 
     def _on_feed_status(self, status: mk.FeedStatus) -> None:
-        """A live feed's health report: kept for status(), passed on to subscribers. While the
-        data is not whole (a gap the feed could not fill) no new entry is taken."""
+        """A live feed's health report: kept for status(), its new health checks counted in the
+        ledger (the uptime KPI; the next bar's commit carries them), passed on to subscribers.
+        While the data is not whole (a gap the feed could not fill) no new entry is taken."""
+        prev = self._feed_status
+        seen, seen_up = (0, 0) if prev is None or prev.checks > status.checks else (prev.checks, prev.checks_up)
         self._feed_status = status
-        self.bus.publish(status)  # type: ignore[arg-type]   # not state: nothing to make durable
+        if status.checks > seen and not self.store.closed:
+            try:
+                self.store.add_link_checks(status.ts, status.checks - seen, status.checks_up - seen_up)
+            except StoreError as exc:                 # monitoring only: never stops the feed
+                log.error("could not count the feed's health checks: %s", exc)
+        self.bus.publish(status)  # type: ignore[arg-type]   # monitoring, not trading state
 
     def _feed_state_text(self) -> str:
         fs = self._feed_status
@@ -753,7 +761,7 @@ class Engine:
             base = sum(sheet.get(ex.base_currency, (0.0, 0.0)))
             expected = self.acct.position_amount() + not_managed(self.store)
             step = self.risk.rules.amount_step if self.risk is not None else 0.0
-            tol = step * (1 + len(self.store.closed_trades())) + 1e-9
+            tol = step * (1 + self.store.closed_trade_count()) + 1e-9
             if abs(base - expected) > tol:
                 log.info("cash not refreshed: the exchange holds %.8g %s, the agent expects %.8g (a fill "
                          "not reported yet); kept at %.8g %s", base, ex.base_currency, expected,

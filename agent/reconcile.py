@@ -166,7 +166,7 @@ async def _check_balance(store: Store, ex: Execution, venue: Venue, rules: Marke
                  f"{held:.8g} {base} (free + locked), {position - held:.8g} {base} short")
         return False
     excess = held - position
-    closed = len(store.closed_trades())
+    closed = store.closed_trade_count()
     raw = store.get_meta(BASELINE_KEY)
     if raw is None:
         if excess > tol:

@@ -4,9 +4,10 @@ Checks: the socket is alive (when the WebSocket is configured), the exchange's R
 (a `fetch_time` ping whose round trip is the latency), the last closed candle is younger than
 two timeframes (a 15m feed's last closed bar is up to ~15 min old when all is well), and the
 balance is readable (a callable injected by the composition root: the venue's balances).
-Measures: ping latency, time of the last market data message, uptime ratio (share of checks
-with the data link up). Any change of state, transport, data completeness or the list of
-problems is published as one FeedStatus event.
+Measures: ping latency, time of the last market data message, the health checks and how many
+found the data link up (the uptime). Any change of state, transport, data completeness or the
+list of problems is published (and logged) as one FeedStatus event; a check that changes none
+of them is published quietly, for its counts.
 """
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ class FeedHealth:
         self.checks += 1
         if self._link_up():
             self.checks_up += 1
-        return self.publish_if_changed(force=False)
+        return self.publish_if_changed(quietly=True)
 
     async def run(self) -> None:
         while True:
@@ -125,10 +126,6 @@ class FeedHealth:
                 await self.check()
             except Exception:                     # a health check must never kill the feed
                 log.exception("feed health check failed")
-
-    @property
-    def uptime_ratio(self) -> float:
-        return 1.0 if self.checks == 0 else self.checks_up / self.checks
 
     def _link_up(self) -> bool:
         if self.use_websocket:
@@ -166,17 +163,20 @@ class FeedHealth:
                           data_whole=self.data_whole, problems=problems, latency_ms=self.latency_ms,
                           last_message_ts=self.last_message_ts,
                           last_candle_close_ts=self.last_candle_close_ts,
-                          uptime_ratio=self.uptime_ratio)
+                          checks=self.checks, checks_up=self.checks_up)
 
-    def publish_if_changed(self, force: bool = False) -> FeedStatus:
-        """Publish when state, transport, completeness or the problems differ from the last one."""
+    def publish_if_changed(self, quietly: bool = False) -> FeedStatus:
+        """Publish and log when state, transport, completeness or the problems differ from the
+        last one; `quietly`: publish an unchanged status too, without a log line."""
         status = self.snapshot()
         old = self.status
         key = (status.state, status.transport, status.data_whole, status.problems)
-        if force or old is None or key != (old.state, old.transport, old.data_whole, old.problems):
-            self.status = status
+        if old is None or key != (old.state, old.transport, old.data_whole, old.problems):
             level = logging.INFO if status.state == "ok" else logging.WARNING
             log.log(level, "feed health %s (%s)%s", status.state, status.transport,
                     ": " + "; ".join(status.problems) if status.problems else "")
-            self._publish(status)
+        elif not quietly:
+            return status
+        self.status = status
+        self._publish(status)
         return status

@@ -207,7 +207,7 @@ class LiveFeed:
                 yield FeedEnded("lost", f"warm-up failed: {type(exc).__name__}: {exc}")
                 return
             self._start_tasks()
-            self.health.publish_if_changed(force=True)     # queued: the first status
+            self.health.publish_if_changed(quietly=True)   # queued: the first status
             while True:
                 item = await self._inbox.get()
                 kind = item[0]

@@ -54,7 +54,8 @@ class FeedEnded:
 
 @dataclass(frozen=True, slots=True)
 class FeedStatus:
-    """The live feed's condition, published whenever any part of it changes.
+    """The live feed's condition, published whenever any part of it changes and after every
+    health check (the counts: the ledger keeps them per day for the uptime KPI).
 
     state: "ok" (every check passes), "degraded" (data still flows: REST fallback, a failed
     check), "down" (no market data: reconnecting). transport: "websocket", "rest" or
@@ -69,8 +70,13 @@ class FeedStatus:
     latency_ms: float | None = None          # REST ping round trip
     last_message_ts: int | None = None       # last market data received (any transport)
     last_candle_close_ts: int | None = None  # close time of the last closed candle
-    uptime_ratio: float = 1.0                # share of health checks with the socket alive
+    checks: int = 0                          # health checks so far by this feed
+    checks_up: int = 0                       # ... that found the data link up
     live: bool = True
+
+    @property
+    def uptime_ratio(self) -> float:
+        return 1.0 if self.checks == 0 else self.checks_up / self.checks
 
 
 MarketEvent = Union[BarOpened, PriceUpdate, BarClosed, FeedEnded, FeedStatus]

@@ -1,6 +1,6 @@
 """The operating KPIs (PRD), computed from the ledger so they survive restarts, each with its
 alert threshold. One function for every place that shows them: `trading-agent status`, the
-daily summary alert, the window's statistics panel (`kpis_from_store(engine.store, ...)`).
+daily summary alert, the window's Performance tab (`kpis_from_store(engine.store, ...)`).
 
 What each one measures, from what the store records:
 - execution rate: signals the agent meant to trade that became trades. A signal skipped by a
@@ -15,9 +15,9 @@ What each one measures, from what the store records:
 - fill time: a market order's creation (recorded before it is sent) to its fill report.
 - detection latency: the signal candle's close to the entry order's creation (the decision to
   trade, taken at the first price after the close). In a replay both are simulated time (0).
-- connection uptime: not in the ledger. A running agent passes its live feed's own figure
-  (data.market.FeedStatus.uptime_ratio: share of health checks with the link up); `status`
-  on a folder says "not recorded".
+- connection uptime: the share of the live feed's health checks (every 30 s) that found the
+  data link up, counted per UTC day in the ledger (link_checks), so it survives restarts. Time
+  the agent was not running has no checks: it is not counted either way. A replay has none.
 
 Thresholds (PRD defaults, `Thresholds`): a WARNING when the execution rate is below 90 %, the
 average slippage above 0.1 %, the average fill time above 5 s, the uptime below 99 %, the
@@ -52,7 +52,6 @@ class Kpi:
     text: str                  # the value and its detail, for people
     threshold: str             # e.g. "below 90%"
     breached: bool = False
-    recorded: bool = True      # False: the ledger does not keep this figure
     worst: float | None = None
     samples: int = 0
 
@@ -94,7 +93,6 @@ def _secs(ms: float) -> str:
 
 
 def compute_kpis(rows: Mapping[str, Sequence[tuple]], *, tf_ms: int | None,
-                 uptime_ratio: float | None = None,
                  thresholds: Thresholds | None = None) -> KpiReport:
     """The KPIs from `Store.kpi_rows()` (see the module docstring for the definitions)."""
     th = thresholds or Thresholds()
@@ -141,15 +139,16 @@ def compute_kpis(rows: Mapping[str, Sequence[tuple]], *, tf_ms: int | None,
                    avg_ms is not None and avg_ms / 1000 > th.max_fill_time_s,
                    worst=None if not waits else max(waits) / 1000, samples=len(waits)))
 
-    # connection uptime (the live feed's own figure; the ledger keeps none)
-    if uptime_ratio is None:
-        out.append(Kpi("uptime", "connection uptime", None,
-                       "not recorded (the ledger keeps no connection history; a running agent "
-                       "reports its live feed's)", f"below {th.min_uptime_pct:g}%", recorded=False))
-    else:
-        up = 100.0 * uptime_ratio
-        out.append(Kpi("uptime", "connection uptime", up, f"{_pct(up)} of health checks this run",
-                       f"below {th.min_uptime_pct:g}%", up < th.min_uptime_pct, samples=1))
+    # connection uptime (health checks of the live feed, per UTC day)
+    link = rows.get("link", ())
+    checks, up_checks = sum(r[1] for r in link), sum(r[2] for r in link)
+    up = None if checks == 0 else 100.0 * up_checks / checks
+    out.append(Kpi("uptime", "connection uptime", up,
+                   "no health check recorded yet (a live feed checks every 30 s; a replay has none)"
+                   if up is None else
+                   f"{_pct(up)} of {checks} health checks ({checks - up_checks} with the link down)",
+                   f"below {th.min_uptime_pct:g}%", up is not None and up < th.min_uptime_pct,
+                   samples=checks))
 
     # signal detection latency (candle close -> entry decision)
     lat: list[int] = []
@@ -166,7 +165,7 @@ def compute_kpis(rows: Mapping[str, Sequence[tuple]], *, tf_ms: int | None,
     return KpiReport(tuple(out))
 
 
-def kpis_from_store(store: Any, *, since_ms: int | None = None, uptime_ratio: float | None = None,
+def kpis_from_store(store: Any, *, since_ms: int | None = None,
                     thresholds: Thresholds | None = None, timeframe: str | None = None) -> KpiReport:
     """The KPIs of a store (read-only or the engine's own; a handful of small queries).
     `timeframe` defaults to the data folder's identity."""
@@ -174,4 +173,4 @@ def kpis_from_store(store: Any, *, since_ms: int | None = None, uptime_ratio: fl
         identity = store.identity()
         timeframe = None if identity is None else identity.timeframe
     return compute_kpis(store.kpi_rows(since_ms), tf_ms=timeframe_ms(timeframe),
-                        uptime_ratio=uptime_ratio, thresholds=thresholds)
+                        thresholds=thresholds)

@@ -39,7 +39,7 @@ from persistence.records import (DataFolderIdentity, OrderRecord, SignalRecord, 
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILE_MODE = 0o600                  # trades.db holds the operator's trading history: owner only
 _DAY_MS = 86_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -281,7 +281,16 @@ CREATE TABLE identity (
 );
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}   # target version -> script from version - 1
+# v4: the live feed's health checks per UTC day, so connection uptime survives restarts.
+_SCHEMA_V4 = """
+CREATE TABLE link_checks (
+    day    TEXT PRIMARY KEY,          -- YYYY-MM-DD (UTC)
+    checks INTEGER NOT NULL CHECK (checks >= 0),
+    up     INTEGER NOT NULL CHECK (up >= 0 AND up <= checks)
+);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}   # target version -> script from version - 1
 
 
 # --- row mapping: (column, record attribute, encode, decode) ---------------------------------
@@ -673,6 +682,10 @@ class Store:
         return [_decode_trade(r) for r in
                 self._tail(f"{_TRADE_SELECT} WHERE status = 'closed'", "id", limit)]
 
+    @_sql_errors
+    def closed_trade_count(self) -> int:
+        return self._conn.execute("SELECT count(*) FROM trades WHERE status = 'closed'").fetchone()[0]
+
     def _tail(self, select: str, key: str, limit: int | None) -> list[Sequence[Any]]:
         if limit is None:
             return self._conn.execute(f"{select} ORDER BY {key}").fetchall()
@@ -842,7 +855,9 @@ class Store:
         - "signals": (bar_ms, action, reason) for every signal bar;
         - "fills": (purpose, side, type, expected_price, fill_price, created_ms, updated_ms)
           for every order that filled (wholly or partly);
-        - "entries": (signal_bar_ms, order_created_ms) for each entry order that opened a trade.
+        - "entries": (signal_bar_ms, order_created_ms) for each entry order that opened a trade;
+        - "link": (day_start_ms, checks, up) health checks of the live feed per UTC day (with
+          `since_ms`, from the day that holds it).
         Times decoded in Python: ISO text with and without milliseconds does not order as text."""
         signals = [(ms_from_iso(ts), action, reason) for ts, action, reason in self._conn.execute(
             "SELECT bar_timestamp, action, reason FROM signals ORDER BY id")]
@@ -854,11 +869,26 @@ class Store:
         entries = [(ms_from_iso(signal), ms_from_iso(created)) for signal, created in self._conn.execute(
             "SELECT t.signal_timestamp, o.created_timestamp FROM orders o JOIN trades t "
             "ON t.id = o.trade_id WHERE o.purpose = 'entry' AND o.filled_amount > 0 ORDER BY o.id")]
+        link = [] if not self._has_table("link_checks") else [   # read-only, an older ledger
+            (ms_from_iso(day + "T00:00:00Z"), checks, up) for day, checks, up in self._conn.execute(
+                "SELECT day, checks, up FROM link_checks ORDER BY day")]
         if since_ms is not None:
+            link = [r for r in link if r[0] + _DAY_MS > since_ms]
             signals = [r for r in signals if r[0] >= since_ms]
             fills = [r for r in fills if r[5] >= since_ms]
             entries = [r for r in entries if r[1] >= since_ms]
-        return {"signals": signals, "fills": fills, "entries": entries}
+        return {"signals": signals, "fills": fills, "entries": entries, "link": link}
+
+    @_sql_errors
+    def add_link_checks(self, ts_ms: int, checks: int, up: int) -> None:
+        """Count `checks` health checks of the live feed, `up` of them with the link up, on the
+        UTC day of `ts_ms`; written in the open transaction (the next commit carries it)."""
+        if checks <= 0:
+            return
+        self._conn.execute(
+            "INSERT INTO link_checks (day, checks, up) VALUES (?, ?, ?) "
+            "ON CONFLICT (day) DO UPDATE SET checks = checks + excluded.checks, up = up + excluded.up",
+            (iso_from_ms(ts_ms)[:10], checks, up))
 
     @_sql_errors
     def export_trades_csv(self, out: Path, extra_header: Sequence[str] = (),

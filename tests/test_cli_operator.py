@@ -187,6 +187,7 @@ def test_a_folder_refuses_another_timeframe(traded, tmp_path, sample_csv):
 def test_a_pre_schema_3_folder_is_judged_by_its_state_json(traded, tmp_path, sample_csv):
     data = copy_folder(traded, tmp_path / "d")
     with sqlite3.connect(data / "trades.db") as conn:      # as an older agent left it
+        conn.execute("DROP TABLE link_checks")           # schema 4
         conn.execute("DROP TABLE identity")
         conn.execute("PRAGMA user_version = 2")
     eth = write_config(tmp_path / "eth.json", exchange={"trading_pair": "ETH/USDT", "base_currency": "ETH"})

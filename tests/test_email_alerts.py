@@ -230,7 +230,8 @@ async def test_a_crossed_kpi_threshold_is_one_warning_and_in_the_daily_summary(t
     await asyncio.sleep(0.1)
     assert len(rec.texts) == 1
     assert "KPI: execution rate below 90%" in rec.texts[0] and "50.0% (1 of 2 signals traded)" in rec.texts[0]
-    summary = daily_summary_alert(engine, now, uptime_ratio=0.5)
+    engine.store.add_link_checks(now, 4, 2)
+    summary = daily_summary_alert(engine, now)
     assert summary.level == "WARNING"
     assert "execution rate: 50.0%" in summary.text and "connection uptime: 50.0%" in summary.text
     assert "WARNING: below 99%" in summary.text

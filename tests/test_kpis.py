@@ -56,8 +56,7 @@ def test_an_empty_ledger_has_no_values_and_no_warnings(store):
     report = kpis_from_store(store)
     assert report.warnings == []
     assert all(k.value is None for k in report.kpis)
-    assert report.get("uptime").recorded is False
-    assert "not recorded" in report.get("uptime").line()
+    assert "no health check recorded yet" in report.get("uptime").line()
     assert [k.name for k in report.kpis] == ["execution_rate", "slippage", "fill_time", "uptime",
                                             "detection_latency"]
 
@@ -122,11 +121,18 @@ def test_detection_latency_is_candle_close_to_the_entry_order(store):
     assert lat.value == pytest.approx(1.5) and lat.worst == pytest.approx(2.7) and lat.breached
 
 
-def test_uptime_comes_from_the_running_feed_and_warns_below_99():
-    report = compute_kpis({}, tf_ms=TF, uptime_ratio=0.985)
-    up = report.get("uptime")
-    assert up.recorded and up.value == pytest.approx(98.5) and up.breached
-    assert not compute_kpis({}, tf_ms=TF, uptime_ratio=0.995).get("uptime").breached
+def test_uptime_is_the_share_of_health_checks_with_the_link_up_and_warns_below_99(store):
+    store.add_link_checks(T0, 100, 99)
+    store.add_link_checks(T0 + 60_000, 100, 98)        # same UTC day: added up
+    store.commit()
+    up = kpis_from_store(store).get("uptime")
+    assert up.value == pytest.approx(98.5) and up.breached and up.samples == 200
+    assert "98.5% of 200 health checks (3 with the link down)" in up.line()
+    store.add_link_checks(T0 + 86_400_000, 800, 800)   # the next day, all up
+    store.commit()
+    assert not kpis_from_store(store).get("uptime").breached
+    today = kpis_from_store(store, since_ms=T0 + 86_400_000 + 3_600_000).get("uptime")
+    assert today.value == pytest.approx(100.0) and today.samples == 800
 
 
 def test_since_limits_the_window(store):
@@ -157,6 +163,6 @@ def test_status_shows_the_kpis_for_a_folder_it_can_only_read(tmp_path, sample_cs
     out = status.stdout
     assert "execution rate: 100%" in out or "execution rate: 100.0%" in out, out
     assert "slippage: average +0.050%" in out, out          # the config's 5 bp on market fills
-    assert "fill time: average 0.00 s" in out and "connection uptime: not recorded" in out
+    assert "fill time: average 0.00 s" in out and "connection uptime: no health check recorded yet" in out
     assert "detection latency: average 0.00 s" in out
     assert "WARNING" not in out

@@ -101,12 +101,18 @@ async def test_no_entry_while_the_feed_reports_a_gap_it_cannot_fill(tmp_path):
     assert engine.status().last_bar_ts >= bars[SIGNAL_BAR].ts
 
 
-async def test_the_engine_takes_no_entry_while_the_data_is_not_whole(tmp_path):
-    cfg = make_config(**ACTIVE)
+def _session_in_signal_bar(tmp_path):
+    """A live paper session on the synthetic sample, started two minutes into the signal bar."""
     bars = generate_sample()
     clock = VirtualClock(bars[SIGNAL_BAR].ts + 120_000)
     ex = FakeExchange(clock, bars)
-    engine = live_paper_session(cfg, tmp_path, ex, feed_clock=clock, engine_clock=EngineClock(clock))
+    engine = live_paper_session(make_config(**ACTIVE), tmp_path, ex, feed_clock=clock,
+                                engine_clock=EngineClock(clock))
+    return engine, clock, ex, bars
+
+
+async def test_the_engine_takes_no_entry_while_the_data_is_not_whole(tmp_path):
+    engine, clock, _, bars = _session_in_signal_bar(tmp_path)
     await engine.start()
     await clock.advance(100)
     engine.source.feed.health.set_data_whole(False, "scripted: 2 candles REST could not deliver")
@@ -121,3 +127,30 @@ async def test_the_engine_takes_no_entry_while_the_data_is_not_whole(tmp_path):
     assert trade is None
     mine = [s for s in signals if s.bar_ts == bars[SIGNAL_BAR].ts]
     assert mine and mine[0].action == "SKIPPED" and "market data incomplete" in mine[0].reason
+
+
+async def test_the_feeds_health_checks_are_counted_in_the_ledger_for_the_uptime_kpi(tmp_path):
+    """Checks every 30 s; a socket outage shows as checks with the link down; the counts are in
+    trades.db after the run (status reads them from a stopped agent's folder)."""
+    from monitoring.kpis import kpis_from_store
+    from persistence.store import Store
+
+    engine, clock, ex, _ = _session_in_signal_bar(tmp_path)
+    await engine.start()
+    await clock.advance(900)
+    ex.ws_drop_at.append(clock.now_ms() + 500)
+    ex.ws_down = True
+    await clock.advance(300)                       # ten checks without the socket
+    ex.ws_down = False
+    await clock.advance(1800)
+    health = engine.source.feed.health
+    checks, up = health.checks, health.checks_up
+    await engine.stop()
+    await engine.source.feed.close()
+    assert checks >= 95 and 0 < checks - up <= 12, (checks, up)
+    ledger = Store(tmp_path / "trades.db", read_only=True)
+    try:
+        uptime = kpis_from_store(ledger).get("uptime")
+    finally:
+        ledger.close()
+    assert uptime.samples == checks and uptime.value == 100.0 * up / checks and uptime.breached

@@ -314,6 +314,8 @@ def test_closed_trades_limit_keeps_the_most_recent_oldest_first(store: Store) ->
     for i in range(5):
         store.insert_trade(closed_trade(T0 + i * MIN, T0 + i * MIN + 1, float(i), float(i)))
     assert [t.pnl for t in store.closed_trades(limit=2)] == [3.0, 4.0]
+    store.insert_trade(make_trade())                   # open: not counted
+    assert store.closed_trade_count() == 5
 
 
 def test_signal_round_trips_with_fib_levels(store: Store) -> None:
@@ -778,6 +780,7 @@ def test_a_claimed_folder_that_recorded_nothing_can_be_claimed_for_another_marke
 def test_a_pre_schema_3_ledger_is_judged_by_its_trades(db_path: Path) -> None:
     _filled_store(db_path, trades=1)
     with sqlite3.connect(db_path) as conn:        # as written by schema 2
+        conn.execute("DROP TABLE link_checks")           # schema 4
         conn.execute("DROP TABLE identity")
         conn.execute("PRAGMA user_version = 2")
     s = Store(db_path)                            # migrates to 3: the table, still unclaimed
@@ -813,3 +816,18 @@ def test_a_failed_export_leaves_the_previous_file_and_no_temp_file(store: Store,
 def test_trades_db_is_created_owner_only(db_path: Path) -> None:
     Store(db_path).close()
     assert db_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_schema_3_ledger_gains_the_health_check_table_and_reads_without_it(db_path: Path) -> None:
+    _filled_store(db_path, trades=1)
+    with sqlite3.connect(db_path) as conn:        # as written by schema 3
+        conn.execute("DROP TABLE link_checks")
+        conn.execute("PRAGMA user_version = 3")
+    ro = Store(db_path, read_only=True)           # status on an older agent's folder
+    assert ro.kpi_rows()["link"] == []
+    ro.close()
+    s = Store(db_path)                            # migrates to 4
+    s.add_link_checks(T0, 3, 2)
+    s.commit()
+    assert s.kpi_rows()["link"] == [(T0 - T0 % 86_400_000, 3, 2)]
+    s.close()

@@ -3,10 +3,12 @@
 # real engine (paper broker), wait until a trade is open (after at least one closed trade, so
 # the chart shows markers, a ladder and the shaded position), then capture the X screen into
 # docs/screenshot.png. Needs xvfb-run (Debian: apt-get install xvfb); uses ImageMagick's
-# `import` when present, else Qt's own grab of the screen.
+# `import` when present, else Qt's own grab of the screen. Usage: screenshot.sh [OUT] [TAB]
+# (TAB: the lower tab to show, e.g. Performance; default Trades).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-docs/screenshot.png}"
+TAB="${2:-Trades}"
 PY="${PYTHON:-.venv/bin/python}"
 command -v xvfb-run >/dev/null || { echo "error: xvfb-run not found (apt-get install xvfb)" >&2; exit 1; }
 mkdir -p "$(dirname "$OUT")"
@@ -14,7 +16,7 @@ WORK="$(mktemp -d -t trading-agent-shot-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 
 xvfb-run -a -s "-screen 0 1600x1000x24" env -u QT_QPA_PLATFORM PYQTGRAPH_QT_LIB=PySide6 \
-  "$PY" - "$OUT" "$WORK" <<'PYTHON'
+  "$PY" - "$OUT" "$WORK" "$TAB" <<'PYTHON'
 import asyncio
 import shutil
 import subprocess
@@ -32,7 +34,7 @@ from data.sample import generate_sample, write_csv
 from monitoring.logging_setup import setup_logging
 from ui.main_window import MainWindow
 
-out, work = Path(sys.argv[1]), Path(sys.argv[2])
+out, work, tab = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 SPEED, CLOSED_BEFORE_SHOT, LIMIT_S = 150.0, 2, 240.0
 
 
@@ -62,6 +64,11 @@ async def main() -> int:
     window.start_engine()
     try:
         await asyncio.wait_for(ready.wait(), LIMIT_S)
+        tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+        if tab not in tabs:
+            print(f"error: no tab {tab!r} (tabs: {', '.join(tabs)})", file=sys.stderr)
+            return 2
+        window.tabs.setCurrentIndex(tabs.index(tab))
         await asyncio.sleep(4.0)                # a few more bars, repaints, the 1 s panel refresh
         if shutil.which("import"):
             subprocess.run(["import", "-window", "root", str(out)], check=True)

@@ -8,7 +8,8 @@ one batch per frame instead of one repaint per event:
   the pending bars, so the window always sees a bar before the trade that happened on it;
 - PriceTick keeps only the latest price (plus the high/low of the ticks it replaces), and a
   BarClosed discards ticks that came before it: the closed bar already contains them;
-- BalanceChanged keeps only the latest.
+- BalanceChanged keeps only the latest;
+- FeedStatus is dropped: the window reads the feed's health from engine.status() each second.
 Order of discrete events (state, signals, orders, positions, replay end) is preserved."""
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from agent.events import (BalanceChanged, BarClosed, EngineStateChanged, Event, EventBus,
                           OrderChanged, PositionClosed, PositionOpened, PriceTick,
                           ReplayFinished, SignalSeen)
+from data.market import FeedStatus
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,8 @@ class EngineBridge(QObject):
                 self._merge_tick(event)
             elif isinstance(event, BalanceChanged):
                 balance = event
+            elif isinstance(event, FeedStatus):
+                continue
             else:
                 signal = self._discrete.get(type(event))
                 if signal is None:

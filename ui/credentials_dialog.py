@@ -4,19 +4,31 @@ keyring (agent.credentials: the same services `trading-agent keys set` uses).
 Guarantees: the fields are masked while typed; a stored value is never shown again, only its
 last 4 characters (credentials.mask); the typed values leave the dialog once (take_values) and
 the fields are cleared. Without a usable keyring backend the dialog says so, offers no Save,
-and names the environment variables and the .env file that work instead."""
+and names the environment variables and the .env file that work instead.
+
+Asked from the window (Start, an imported config, the API keys menu) or, for a testnet or live
+config started from the command line without keys, before the window opens
+(ask_before_window), so the operator is asked instead of refused."""
 from __future__ import annotations
 
+import logging
+import sys
+from pathlib import Path
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLayout, QLabel,
+                               QLineEdit, QVBoxLayout, QWidget)
 
 from agent import credentials as cr
+from agent.config import AgentConfig
+from monitoring.redaction import register_secret
 from ui import theme
 
 LABELS = {"api_key": "API key", "api_secret": "API secret",
           "api_passphrase": "Passphrase (if the exchange uses one)"}
 REQUIRED = ("api_key", "api_secret")
+
+log = logging.getLogger(__name__)
 
 
 def keyring_problem() -> str | None:
@@ -101,3 +113,44 @@ class CredentialsDialog(QDialog):
         for edit in self.fields.values():
             edit.clear()
         return values
+
+
+def dialog_env_file(config_path: Path | None) -> str | None:
+    env_file = cr.env_file_for(config_path)
+    return str(env_file) if env_file else None
+
+
+def dialog_for(config: AgentConfig, config_path: Path | None, found: cr.Credentials,
+               parent: QWidget | None = None) -> CredentialsDialog:
+    ex = config.exchange
+    return CredentialsDialog(parent, mode=config.mode, exchange=ex.exchange_name,
+                             account=cr.default_account(ex.testnet), found=found,
+                             problem=keyring_problem(), env_file=dialog_env_file(config_path))
+
+
+def store_in_keyring(service: str, values: dict[str, str]) -> str:
+    """Store typed values in the OS keyring and read each back; returns what was stored, masked
+    ("api_key ****abcd, ..."). Raises KeyringUnavailable when the keyring did not keep one."""
+    for name, value in values.items():
+        register_secret(value)           # before anything could print it
+        cr.keyring_set(service, name, value)
+        if cr.keyring_get(service, name) != value:
+            raise cr.KeyringUnavailable(f"the OS keyring did not keep {service} {name}")
+    log.info("operator: API keys stored in the OS keyring %s (%s)", service, ", ".join(values))
+    return ", ".join(f"{name} {cr.mask(value)}" for name, value in values.items())
+
+
+def ask_before_window(config: AgentConfig, config_path: Path | None, found: cr.Credentials) -> bool:
+    """The dialog on its own, before the window opens; True when keys were stored."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])   # noqa: F841 - kept alive
+    dialog = dialog_for(config, config_path, found)
+    accepted = dialog.exec() == QDialog.DialogCode.Accepted
+    values = dialog.take_values()
+    if not accepted or not values:
+        return False
+    try:
+        store_in_keyring(dialog.service, values)
+    except cr.KeyringUnavailable as exc:
+        log.error("the API keys were not stored: %s. %s", exc, alternative_text(dialog_env_file(config_path)))
+        return False
+    return True

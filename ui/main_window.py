@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from importlib import metadata
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (QDialog, QMainWindow, QScrollArea, QSplitter, QTa
 
 from agent.config import TIMEFRAMES, ConfigError
 from agent.shadow_compare import SHADOW_EXPORT_COLUMNS, export_row
+from monitoring.kpis import kpis_from_store
 from persistence.store import StoreError
 from agent.events import (BalanceChanged, BarClosed, EngineStateChanged, PositionClosed,
                           PositionOpened, ReplayFinished, SignalSeen)
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 ORGANIZATION = "trading-agent"
 APPLICATION = "trading-agent"
 REFRESH_MS = 1000
+KPI_REFRESH_S = 5.0            # the KPIs read the whole ledger: not every second
+DAY_MS = 86_400_000
 REPLAY_PROGRESS_MS = 200
 SHUTDOWN_WAIT_S = 10.0
 LAYERS = (("ema", "EMAs"), ("fib", "Fibonacci ladder"), ("markers", "Trade markers"))
@@ -112,7 +116,10 @@ class MainWindow(QMainWindow):
         self.performance = PerformancePanel()
         self.tabs.addTab(self.trades_table, "Trades")
         self.tabs.addTab(self.performance, "Performance")
-        self.tabs.setTabToolTip(1, "Realised equity with drawdowns shaded, and PnL per UTC day")
+        self.tabs.setTabToolTip(1, "Realised equity with drawdowns shaded, PnL per UTC day, and the "
+                                   "operating KPIs of the last 24 hours")
+        self._kpis_at = float("-inf")          # monotonic time of the last KPI read
+        self.tabs.currentChanged.connect(lambda _index: self._refresh_kpis(force=True))
         self.signals_table = SignalsTable()
         self.tabs.addTab(self.signals_table, "Signals")
         self.tabs.setTabToolTip(self.tabs.indexOf(self.signals_table),
@@ -284,33 +291,14 @@ class MainWindow(QMainWindow):
     async def ask_credentials(self) -> bool:
         """Ask for the exchange keys and store them in the OS keyring; True when the config's
         keys are complete afterwards. Values are never shown again (last 4 characters)."""
-        from agent import credentials as cr
-        from monitoring.redaction import register_secret
-        from ui.credentials_dialog import CredentialsDialog, keyring_problem
+        from ui.credentials_dialog import dialog_for, store_in_keyring
 
-        cfg = self.engine.config
-        ex = cfg.exchange
-        account = cr.default_account(ex.testnet)
-        env_file = cr.env_file_for(self.config_path)
-        dialog = CredentialsDialog(self, mode=cfg.mode, exchange=ex.exchange_name,
-                                   account=account, found=self._find_credentials(),
-                                   problem=keyring_problem(),
-                                   env_file=str(env_file) if env_file else None)
+        dialog = dialog_for(self.engine.config, self.config_path, self._find_credentials(), self)
         accepted = await dialogs.run_dialog(dialog) == QDialog.DialogCode.Accepted
         values = dialog.take_values()
         dialog.deleteLater()
-        if not accepted or not values:
-            return self._find_credentials().has_exchange_keys
-        service = cr.exchange_service(ex.exchange_name, account)
-        for name, value in values.items():
-            register_secret(value)           # before anything could print it
-            cr.keyring_set(service, name, value)
-            if cr.keyring_get(service, name) != value:
-                raise cr.KeyringUnavailable(f"the OS keyring did not keep {service} {name}")
-        stored = ", ".join(f"{name} {cr.mask(value)}" for name, value in values.items())
-        log.info("operator: API keys stored in the OS keyring %s (%s)", service,
-                 ", ".join(values))
-        self.notify(f"Stored in the OS keyring: {stored}")
+        if accepted and values:
+            self.notify(f"Stored in the OS keyring: {store_in_keyring(dialog.service, values)}")
         return self._find_credentials().has_exchange_keys
 
     def stop_trading(self) -> asyncio.Task:
@@ -690,9 +678,37 @@ class MainWindow(QMainWindow):
         if self.bridge.pending == 0:
             self._sync_open_trade(status.open_trade)
         self.stats_panel.show_stats(self.engine.store.stats(now), quote)   # cheap (store doc)
+        self._refresh_kpis()
+        self._seed_warm_history(status)
         self._show_placeholder(status)
         self.update_shadow()
         self._update_title()
+
+    def _refresh_kpis(self, force: bool = False) -> None:
+        """The Performance tab's KPIs, while it is shown: every KPI_REFRESH_S, or at once."""
+        if self.tabs.currentWidget() is not self.performance or self.engine.store.closed:
+            return
+        if not force and time.monotonic() - self._kpis_at < KPI_REFRESH_S:
+            return
+        self._kpis_at = time.monotonic()
+        try:
+            report = kpis_from_store(self.engine.store, since_ms=self.engine.clock.now_ms() - DAY_MS,
+                                     timeframe=self.engine.config.timeframe)
+        except StoreError as exc:
+            log.warning("operating KPIs unavailable: %s", exc)
+            return
+        self.performance.set_kpis(report)
+
+    def _seed_warm_history(self, status) -> None:
+        """Bars the engine only warmed on (a live feed's history, a resumed replay's committed
+        bars) come as no events: once the feed is past them, an empty chart shows them instead
+        of waiting for the first live close (up to a whole timeframe on a live market)."""
+        if self.chart.candle_count() or status.feed_state == "catching up" or self.bridge.pending:
+            return
+        history = self.engine.history()
+        if history:
+            self.chart_sync.seed(history)
+            self.shadow.add(history)
 
     def _show_placeholder(self, status) -> None:
         """What an empty chart is waiting for, from the engine's own state."""

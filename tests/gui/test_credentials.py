@@ -141,3 +141,73 @@ async def test_without_a_keyring_the_window_says_so_and_names_the_alternative(
     assert testnet == []                                       # not started
     (title, text), = shown
     assert title == "Start refused" and "missing credentials: api_key, api_secret" in text
+
+
+def _testnet_config():
+    from agent.config import default_config
+
+    cfg = default_config()
+    return cfg.model_copy(update={"exchange": cfg.exchange.model_copy(
+        update={"paper_trading": False, "testnet": True})})
+
+
+def _when_asked(answer: dict[str, str] | None, seen: list[str]) -> None:
+    """When the modal keys dialog shows: type `answer` and Save, or Cancel (None)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    def act(tries: int = 0) -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, CredentialsDialog):
+            if tries < 500:
+                QTimer.singleShot(10, lambda: act(tries + 1))
+            return
+        seen.append(_all_texts(dialog))
+        if answer is None:
+            dialog.reject()
+            return
+        for name, value in answer.items():
+            dialog.fields[name].setText(value)
+        click(dialog.save_button)
+
+    QTimer.singleShot(0, act)
+
+
+def _cli_args(no_gui: bool):
+    import argparse
+
+    return argparse.Namespace(no_gui=no_gui, config=None)
+
+
+def test_a_testnet_run_started_without_keys_asks_for_them_before_the_window_opens(
+        qapp, memory_keyring):
+    from agent import cli
+
+    cfg, seen = _testnet_config(), []
+    _when_asked({"api_key": KEY, "api_secret": SECRET}, seen)
+    creds = cli._credentials(cfg, _cli_args(no_gui=False), "testnet", None)
+    assert len(seen) == 1 and "TESTNET" in seen[0]
+    assert (creds.api_key, creds.api_secret) == (KEY, SECRET)
+    service = cr.exchange_service(cfg.exchange.exchange_name, "testnet")
+    assert memory_keyring.store[(service, "api_key")] == KEY
+
+
+def test_cancelling_the_keys_before_the_window_refuses_the_run_naming_where_keys_were_looked_for(
+        qapp, memory_keyring):
+    from agent import cli
+
+    seen: list[str] = []
+    _when_asked(None, seen)
+    with pytest.raises(cli.Refused, match="testnet trading needs exchange credentials.*EXCHANGE_API_KEY"):
+        cli._credentials(_testnet_config(), _cli_args(no_gui=False), "testnet", None)
+    assert len(seen) == 1 and memory_keyring.store == {}
+
+
+def test_headless_runs_are_refused_without_keys_and_never_ask(memory_keyring, monkeypatch):
+    from agent import cli
+    from ui import credentials_dialog
+
+    monkeypatch.setattr(credentials_dialog, "ask_before_window",
+                        lambda *a: pytest.fail("a headless run opened a dialog"))
+    with pytest.raises(cli.Refused, match="testnet trading needs exchange credentials"):
+        cli._credentials(_testnet_config(), _cli_args(no_gui=True), "testnet", None)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from agent.config import default_config
-from ui import dialogs
+from ui import dialogs, theme
 from ui.main_window import MainWindow
 from window_helpers import (answer_dialogs, capture_messages, click, freeze_on_first_entry,
                             make_engine, until)
@@ -268,3 +268,23 @@ async def test_performance_tab_shows_the_equity_curve_and_daily_pnl_of_the_trade
     days, pnl = daily_pnl(closed)
     assert list(window.performance.daily_bars.opts["height"]) == pytest.approx(list(pnl))
     assert "max drawdown" in window.performance.summary.text()
+
+
+async def test_performance_tab_shows_the_operating_kpis_with_a_crossed_threshold_in_red(window):
+    from persistence.records import SignalRecord
+
+    def signal(ts: int, action: str, reason: str) -> SignalRecord:
+        return SignalRecord(bar_ts=ts, close=1.0, ema_fast=1.0, ema_slow=1.0, vol_z=1.0, tr_z=1.0,
+                            cloc=1.0, fib_swing_high=None, fib_levels=None, target_price=None,
+                            action=action, reason=reason)
+
+    store = window.engine.store
+    store.insert_signal(signal(1_754_051_400_000, "ENTERED", "trade 1"))
+    store.insert_signal(signal(1_754_052_300_000, "SKIPPED", "entry order rejected: insufficient balance"))
+    store.add_link_checks(1_754_052_300_000, 120, 120)
+    store.commit()
+    window.tabs.setCurrentWidget(window.performance)       # read at once when the tab is shown
+    text = window.performance.kpis.text()
+    assert "execution rate: 50.0% (1 of 2 signals traded)" in text
+    assert "WARNING: below 90%" in text and theme.DOWN in text
+    assert "connection uptime: 100.0% of 120 health checks" in text

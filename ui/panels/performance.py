@@ -1,21 +1,26 @@
-"""Performance at a glance: the realised equity curve with its drawdowns shaded, and one bar
-of realised PnL per UTC day. Built from the closed trades the store holds, so it is the same
+"""Performance at a glance: the realised equity curve with its drawdowns shaded, one bar of
+realised PnL per UTC day, and the operating KPIs of the last 24 hours (a crossed threshold in
+red, as `status` and the alerts say it). Built from what the store holds, so it is the same
 after a restart; an open position is not in it (its unrealised PnL is in the Position panel)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from html import escape
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from monitoring.kpis import KpiReport
 from persistence.records import TradeRecord
 from ui import theme
 from ui.chart.axes import PriceAxis, UtcTimeAxis
 from ui.panels.style import format_money, format_percent
 
 DAY_S = 86_400
+KPI_WIDTH = 340
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +96,22 @@ class PerformancePanel(QWidget):
         self.daily_bars = pg.BarGraphItem(x=[], height=[], width=DAY_S * 0.8)
         self.daily_widget.getPlotItem().addItem(self.daily_bars)
         self.curve = equity_curve([], 0.0)
-        layout = QVBoxLayout(self)
+        self.kpis = QLabel("Operating KPIs: none yet")
+        self.kpis.setObjectName("performanceKpis")
+        self.kpis.setWordWrap(True)
+        self.kpis.setTextFormat(Qt.TextFormat.RichText)
+        self.kpis.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.kpis.setMaximumWidth(KPI_WIDTH)
+        self.kpi_report = KpiReport()
+        plots = QVBoxLayout()
+        plots.setSpacing(2)
+        plots.addWidget(self.summary)
+        plots.addWidget(self.equity_widget, 3)
+        plots.addWidget(self.daily_widget, 2)
+        layout = QHBoxLayout(self)                 # the KPIs beside the plots: they keep their height
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.setSpacing(2)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.equity_widget, 3)
-        layout.addWidget(self.daily_widget, 2)
+        layout.addLayout(plots, 1)
+        layout.addWidget(self.kpis)
 
     def set_trades(self, trades: Sequence[TradeRecord], initial: float, currency: str) -> None:
         self.curve = curve = equity_curve(trades, initial)
@@ -119,3 +134,15 @@ class PerformancePanel(QWidget):
             f"max drawdown {curve.max_drawdown_percent:.2f}% · {len(days)} trading days")
         self.equity_widget.getPlotItem().enableAutoRange()
         self.daily_widget.getPlotItem().enableAutoRange()
+
+    def set_kpis(self, report: KpiReport) -> None:
+        """The operating KPIs (last 24 hours), one line each; a crossed threshold in red."""
+        if report == self.kpi_report:
+            return
+        self.kpi_report = report
+        lines = []
+        for kpi in report.kpis:
+            color = theme.DOWN if kpi.breached else theme.TEXT_SECONDARY
+            flag = f" &mdash; WARNING: {escape(kpi.threshold)}" if kpi.breached else ""
+            lines.append(f'<span style="color:{color}">{escape(kpi.label)}: {escape(kpi.text)}{flag}</span>')
+        self.kpis.setText("<b>Last 24 hours</b><br>" + "<br>".join(lines))
