@@ -81,6 +81,17 @@ async def test_a_sequence_gap_is_resynchronised_from_a_new_snapshot(sim, stream,
     assert any("sequence gap" in r.getMessage() and "REST" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_stream_silent_for_the_stall_time_is_cut_and_resubscribed(sim, stream):
+    stream.stall_s = 0.5
+    await until(lambda: stream.book() is not None, "the book live")
+    sim.mute_depth = True                      # the connection stays up, nothing comes
+    await until(lambda: sim.count("GET", "depth") >= 2, "a new subscription and snapshot", 10)
+    assert stream.failures >= 1
+    sim.mute_depth = False
+    sim.set_price(30_300.0)
+    await until(lambda: matches_exchange(stream, sim), "the book back in step", 10)
+
+
 # ----- the venue's slippage check on it -------------------------------------------------------
 async def test_stream_lost_the_entry_reads_the_book_over_rest_until_it_is_back(sim, venue, caplog):
     caplog.set_level(logging.INFO)
