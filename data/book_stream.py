@@ -13,10 +13,11 @@ Guarantees:
   and no gap since) and updated at most `max_age_s` ago; otherwise None, and the caller reads
   the book over REST. A market with no change for `max_age_s` therefore costs a REST read: the
   stream cannot tell a quiet book from a dead connection.
-- A sequence gap is resynchronised at once (a new subscription and snapshot); a lost connection
-  or a failed subscription is retried with exponential backoff and jitter (tenacity), a fresh
-  backoff after a session that was healthy for `reset_after_s`. A stream silent for `stall_s`
-  is cut and resubscribed (a connection that died without a word).
+- A sequence gap is resynchronised at once (a new subscription and snapshot; a second gap within
+  `gap_again_s` backs off first, so a broken stream cannot spend the rate limit on snapshots);
+  a lost connection or a failed subscription is retried with exponential backoff and jitter
+  (tenacity), a fresh backoff after a session that was healthy for `reset_after_s`. A stream
+  silent for `stall_s` is cut and resubscribed (a connection that died without a word).
 - Every change of health is logged once: lost (WARNING), live again (INFO).
 """
 from __future__ import annotations
@@ -53,6 +54,8 @@ class BookStream:
         self._synced = False
         self._task: asyncio.Task | None = None
         self._closed = False
+        self._last_gap: float | None = None      # clock() of the last sequence gap
+        self.gap_again_s = 5.0                   # a gap this soon after another backs off first
         self.subscriptions = 0                   # times the book became live (first one included)
         self.resyncs = 0                         # sequence gaps recovered from
         self.failures = 0                        # sessions that ended in an error
@@ -126,8 +129,13 @@ class BookStream:
                     book = watch.result()
                 except ccxt.ChecksumError:
                     self.resyncs += 1
+                    now = self.clock()
+                    again = self._last_gap is not None and now - self._last_gap < self.gap_again_s
+                    self._last_gap = now
                     self._lost("a sequence gap (update ids not contiguous): resynchronising from a new snapshot",
                                level=logging.WARNING)
+                    if again:                    # gap after gap: back off, not a snapshot storm
+                        raise
                     continue
                 self._book, self._updated = book, self.clock()
                 if not self._synced:

@@ -81,6 +81,18 @@ async def test_a_sequence_gap_is_resynchronised_from_a_new_snapshot(sim, stream,
     assert any("sequence gap" in r.getMessage() and "REST" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_gap_soon_after_another_backs_off_before_resynchronising(sim, stream):
+    await until(lambda: stream.book() is not None, "the book live")
+    for price in (30_050.0, 30_070.0):
+        sim.skip_depth_updates = 1
+        sim.set_price(price)
+        await asyncio.sleep(0.25)
+        sim.set_price(price + 5)
+        await until(lambda: stream.resyncs == (1 if price == 30_050.0 else 2), "the gap noticed")
+        await until(lambda: matches_exchange(stream, sim), "the book back in step")
+    assert stream.failures == 1, "the second gap went through the backoff, the first did not"
+
+
 async def test_a_stream_silent_for_the_stall_time_is_cut_and_resubscribed(sim, stream):
     stream.stall_s = 0.5
     await until(lambda: stream.book() is not None, "the book live")
