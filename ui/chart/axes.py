@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QPainter, QPixmap, QTransform
 
 from ui import theme
 
@@ -142,7 +142,7 @@ class _Tags:
         return self.__dict__.get("_tags", {}).get(key)
 
     def paint(self, p: QPainter, *args: Any) -> None:
-        super().paint(p, *args)  # type: ignore[misc]
+        self._paint_axis(p, *args)
         tags = self.__dict__.get("_tags")
         view = self.linkedView()  # type: ignore[attr-defined]
         if not tags or view is None:
@@ -170,11 +170,61 @@ class _Tags:
             p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
 
 
-class UtcTimeAxis(_Tags, _TickMemo, _UtcTicks):
+_AXIS_MARGIN_PX = 2
+
+
+class _PixmapAxis:
+    """Keeps the axis (line, ticks, labels) as a pixmap of its device pixels.
+
+    Why: pyqtgraph replays the axis' whole QPicture (every label's text) on each paint, even
+    when only a thin band is exposed. The price line ends at the view's edge, inside the price
+    axis' bounds (its ticks reach 5 px into the view), and a moving price tag repaints a band
+    of the axis, so every 100 ms price refresh replayed the axis twice (~0.3 ms). A blit of the
+    exposed band costs microseconds. The pixmap is redrawn whenever pyqtgraph drops its
+    picture (any range, size or style change) or the axis moves on screen.
+    """
+
+    picture: Any
+    _pixmap: QPixmap | None = None
+    _pixmap_key: tuple[Any, ...] | None = None
+
+    def _paint_axis(self, p: QPainter, *args: Any) -> None:
+        t = p.transform()
+        device = t.mapRect(self.boundingRect())  # type: ignore[attr-defined]
+        # pyqtgraph draws the axis line a pixel past each end of the bounds: keep a margin
+        left, top = math.floor(device.left()) - _AXIS_MARGIN_PX, math.floor(device.top()) - _AXIS_MARGIN_PX
+        width = math.ceil(device.right()) + _AXIS_MARGIN_PX - left
+        height = math.ceil(device.bottom()) + _AXIS_MARGIN_PX - top
+        if width <= 0 or height <= 0:
+            return
+        dpr = p.device().devicePixelRatioF()
+        key = (self.picture, t.m11(), t.m12(), t.m21(), t.m22(), t.dx(), t.dy(), width, height,
+               dpr, p.font().key())
+        if self.picture is None or self._pixmap is None or key != self._pixmap_key:
+            pixmap = QPixmap(math.ceil(width * dpr), math.ceil(height * dpr))
+            pixmap.setDevicePixelRatio(dpr)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pixmap)
+            painter.setRenderHints(p.renderHints())
+            painter.setFont(p.font())
+            painter.setPen(p.pen())
+            painter.setTransform(t * QTransform.fromTranslate(-left, -top))
+            super().paint(painter, *args)  # type: ignore[misc]  # builds the picture if dropped
+            painter.end()
+            self._pixmap = pixmap
+            key = (self.picture,) + key[1:]
+            self._pixmap_key = key
+        p.save()
+        p.resetTransform()
+        p.drawPixmap(left, top, self._pixmap)
+        p.restore()
+
+
+class UtcTimeAxis(_Tags, _PixmapAxis, _TickMemo, _UtcTicks):
     """Time axis in UTC (x in Unix seconds)."""
 
 
-class PriceAxis(_Tags, _TickMemo, pg.AxisItem):
+class PriceAxis(_Tags, _PixmapAxis, _TickMemo, pg.AxisItem):
     """Price axis labelled like the rest of the chart: "117,400" with thousands separators.
     Dragging it up or down scales the prices (the chart stops fitting them until End)."""
 

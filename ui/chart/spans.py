@@ -36,8 +36,9 @@ class _ViewSpan(pg.GraphicsObject):
     def _refresh(self) -> None:
         """Subclasses compute their rect from the view range and hand it to _set_rect."""
 
-    def _set_rect(self, rect: QRectF) -> None:
-        pw, ph = (self.pixelWidth() or 0.0) * _PAD_PX, (self.pixelHeight() or 0.0) * _PAD_PX
+    def _set_rect(self, rect: QRectF, pad_x: bool = True, pad_y: bool = True) -> None:
+        pw = (self.pixelWidth() or 0.0) * _PAD_PX if pad_x else 0.0
+        ph = (self.pixelHeight() or 0.0) * _PAD_PX if pad_y else 0.0
         self.prepareGeometryChange()
         self._rect = rect.normalized().adjusted(-pw, -ph, pw, ph)
         self.update()
@@ -73,8 +74,12 @@ class ViewLine(_ViewSpan):
         v = self._value
         if self.label is not None:
             self.label.setPos(x0 + LABEL_AT * (x1 - x0), v)
-        self._set_rect(QRectF(x0, v, x1 - x0, 0.0) if self._horizontal
-                       else QRectF(v, y0, 0.0, y1 - y0))
+        # Padded across the line only: along it the line ends at the view's edge, and padding
+        # there reached into the axis, which then repainted with every price-line move.
+        if self._horizontal:
+            self._set_rect(QRectF(x0, v, x1 - x0, 0.0), pad_x=False)
+        else:
+            self._set_rect(QRectF(v, y0, 0.0, y1 - y0), pad_y=False)
 
     def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
