@@ -127,7 +127,7 @@ class _Tags:
             return
         horizontal = self.orientation in ("bottom", "top")  # type: ignore[attr-defined]
         point = QPointF(value, 0.0) if horizontal else QPointF(0.0, value)
-        local = self.mapFromScene(view.mapViewToScene(point))  # type: ignore[attr-defined]
+        local = self._view_to_local(view).map(point)
         if horizontal:
             band = QRectF(local.x() - TAG_BAND_PX * 4, bounds.top(), TAG_BAND_PX * 8,
                           bounds.height())
@@ -137,6 +137,13 @@ class _Tags:
         band = band.intersected(bounds)
         if not band.isEmpty():
             self.update(band)  # type: ignore[attr-defined]
+
+    def _view_to_local(self, view: Any) -> QTransform:
+        """View (data) coordinates to this axis' own: one Qt call, where pyqtgraph's
+        mapViewToScene + mapFromScene cost ~25 us per point."""
+        view.updateMatrix()          # a no-op unless a range change is still pending
+        transform, _ = view.childGroup.itemTransform(self)
+        return transform
 
     def tag(self, key: str) -> tuple[float, str, str] | None:
         return self.__dict__.get("_tags", {}).get(key)
@@ -150,9 +157,10 @@ class _Tags:
         horizontal = self.orientation in ("bottom", "top")  # type: ignore[attr-defined]
         bounds = self.boundingRect()  # type: ignore[attr-defined]
         metrics = p.fontMetrics()
+        to_local = self._view_to_local(view)
         for value, text, color in tags.values():
             point = QPointF(value, 0.0) if horizontal else QPointF(0.0, value)
-            local = self.mapFromScene(view.mapViewToScene(point))  # type: ignore[attr-defined]
+            local = to_local.map(point)
             w, h = metrics.horizontalAdvance(text) + 8, metrics.height() + 2
             if horizontal:
                 if not bounds.left() <= local.x() <= bounds.right():

@@ -37,8 +37,12 @@ class _ViewSpan(pg.GraphicsObject):
         """Subclasses compute their rect from the view range and hand it to _set_rect."""
 
     def _set_rect(self, rect: QRectF, pad_x: bool = True, pad_y: bool = True) -> None:
-        pw = (self.pixelWidth() or 0.0) * _PAD_PX if pad_x else 0.0
-        ph = (self.pixelHeight() or 0.0) * _PAD_PX if pad_y else 0.0
+        (x0, x1), (y0, y1) = self._view.viewRange()
+        width, height = self._view.width(), self._view.height()
+        # the view's pixel size from its range: pyqtgraph's pixelWidth/Height invert the
+        # device transform on each call, and every span refreshes on every range change
+        pw = (x1 - x0) / width * _PAD_PX if pad_x and width > 0 else 0.0
+        ph = (y1 - y0) / height * _PAD_PX if pad_y and height > 0 else 0.0
         self.prepareGeometryChange()
         self._rect = rect.normalized().adjusted(-pw, -ph, pw, ph)
         self.update()

@@ -194,6 +194,7 @@ class ChartWidget(QWidget):
         self.price_label = QLabel("")
         self.price_label.setTextFormat(Qt.TextFormat.PlainText)
         self.price_label.setStyleSheet(f"color: {theme.TEXT}; font-weight: 600;")
+        self.price_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.change_label = QLabel("")
         self.change_label.setTextFormat(Qt.TextFormat.PlainText)
         self.readout.setTextFormat(Qt.TextFormat.PlainText)
@@ -609,7 +610,7 @@ class ChartWidget(QWidget):
             self.price_line.setVisible(False)
             self.price_axis.clear_tag("last")
             return
-        self.price_label.setText(format_price(last))
+        _set_steady_text(self.price_label, format_price(last))
         up = previous is None or last >= previous
         self.price_line.setValue(last)
         self.price_line.setVisible(True)
@@ -617,7 +618,7 @@ class ChartWidget(QWidget):
         if previous is None:
             self.change_label.setText("")
             return
-        self.change_label.setText(format_change(last, previous))
+        _set_steady_text(self.change_label, format_change(last, previous))
         color = QColor(theme.UP if last >= previous else theme.DOWN)
         palette = self.change_label.palette()
         if palette.color(QPalette.ColorRole.WindowText) != color:
@@ -711,3 +712,15 @@ def _unlink_hidden_axes(plot: pg.PlotItem, names: Sequence[str]) -> None:
     re-ranges them and re-renders their (SI-prefixed, HTML) label, ~0.1 ms per candle close."""
     for name in names:
         plot.getAxis(name).unlinkFromView()
+
+
+def _set_steady_text(label: QLabel, text: str) -> None:
+    """Set a header label's text; its width only grows, to the widest text it has shown.
+
+    Why: a price or change one character narrower re-laid the header out and repainted the
+    whole readout beside it, ~0.3 ms of every 100 ms price refresh. The price is right-aligned,
+    so it stays next to the change label either way."""
+    label.setText(text)
+    width = label.sizeHint().width()
+    if width > label.minimumWidth():
+        label.setMinimumWidth(width)
