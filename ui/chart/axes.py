@@ -193,8 +193,23 @@ class _PixmapAxis:
     """
 
     picture: Any
+    style: dict[str, Any]
     _pixmap: QPixmap | None = None
     _pixmap_key: tuple[Any, ...] | None = None
+    _bounds_key: tuple[Any, ...] | None = None
+    _bounds = QRectF()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
+        """pyqtgraph's bounds, worked out again only when the geometry or tick style
+        changed: Qt asks for them several times per paint pass (~6 us each in Python)."""
+        if self.grid is not False:  # type: ignore[attr-defined]  # then they follow the view
+            return super().boundingRect()  # type: ignore[misc]
+        key = (self.geometry(), self.style["tickLength"],  # type: ignore[attr-defined]
+               self.style["hideOverlappingLabels"])
+        if key != self._bounds_key:
+            self._bounds = super().boundingRect()  # type: ignore[misc]
+            self._bounds_key = key
+        return QRectF(self._bounds)
 
     def _paint_axis(self, p: QPainter, *args: Any) -> None:
         t = p.transform()
