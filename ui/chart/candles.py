@@ -158,10 +158,21 @@ class CandleHistoryItem(pg.GraphicsObject):
         exposed = option.exposedRect
         hw = s.bar_seconds / 2.0
         i0, i1 = s.index_range(exposed.left() - hw, exposed.right() + hw)
-        if i1 > i0:
-            sl = slice(i0, i1)
-            self._painter.paint(p, s.x[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl],
-                                s.bar_seconds)
+        if i1 <= i0:
+            return
+        sl = slice(i0, i1)
+        x, o, h, l, c = s.x[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl]
+        t = p.transform()
+        if abs(s.bar_seconds * t.m11()) >= MERGE_BELOW_PX and exposed.height() > 0:
+            # A thin band (a price-line strip) crosses few candles: draw only those whose
+            # wick reaches into it (a pixel of slack for rounding). Not when merging: a merged
+            # column spans all its candles, gaps included.
+            slack = _PAD_PX * abs(1.0 / t.m22()) if t.m22() else 0.0
+            y0, y1 = sorted((exposed.top(), exposed.bottom()))
+            keep = (h >= y0 - slack) & (l <= y1 + slack)
+            if not keep.all():
+                x, o, h, l, c = x[keep], o[keep], h[keep], l[keep], c[keep]
+        self._painter.paint(p, x, o, h, l, c, s.bar_seconds)
 
 
 class LiveCandleItem(pg.GraphicsObject):
