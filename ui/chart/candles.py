@@ -184,6 +184,7 @@ class LiveCandleItem(pg.GraphicsObject):
         self._ohlc = np.zeros(5, dtype=np.float64)  # x, open, high, low, close
         self._bar_seconds = DEFAULT_BAR_SECONDS
         self._bounds = QRectF()
+        self._pixel: tuple[float, float] | None = None   # (width, height) of a device pixel
         self.setVisible(False)
 
     @property
@@ -203,11 +204,15 @@ class LiveCandleItem(pg.GraphicsObject):
     def _set_bounds(self) -> None:
         x, _, h, l, _ = self._ohlc
         hw = self._bar_seconds / 2.0
+        if self._pixel is None:            # pyqtgraph's pixel size costs ~20 us: once per zoom
+            self._pixel = (self.pixelWidth() or 0.0, self.pixelHeight() or 0.0)
+        pw, ph = self._pixel[0] * _PAD_PX, self._pixel[1] * _PAD_PX
         self.prepareGeometryChange()
-        self._bounds = _padded(self, QRectF(x - hw, l, 2 * hw, h - l))
+        self._bounds = QRectF(x - hw, l, 2 * hw, h - l).normalized().adjusted(-pw, -ph, pw, ph)
 
     def viewTransformChanged(self) -> None:
         """The pixel padding of the bounds depends on the zoom: recompute it."""
+        self._pixel = None
         if self.isVisible():
             self._set_bounds()
 

@@ -77,6 +77,8 @@ class ChartWidget(QWidget):
         super().__init__(parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._series = CandleSeries()
+        self._extremes_key: tuple[int, ...] | None = None
+        self._extremes: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
         self._following = True
         self._manual_y = False
         self._live_ts: int | None = None
@@ -247,6 +249,7 @@ class ChartWidget(QWidget):
                     volume: np.ndarray | None = None) -> None:
         """Replace every candle and EMA point; shows the newest candles and follows them."""
         self._series.replace(ts_ms, o, h, l, c, ema_fast, ema_slow, volume)
+        self._extremes_key = None
         self.history.reset()
         self.volume.reset()
         self._update_placeholder()
@@ -535,19 +538,7 @@ class ChartWidget(QWidget):
         s = self._series
         hw = s.bar_seconds / 2.0
         i0, i1 = s.index_range(x0 - hw, x1 + hw)
-        lows: list[float] = []
-        highs: list[float] = []
-        if i1 > i0:
-            lo, hi = np.nanmin(s.low[i0:i1]), np.nanmax(s.high[i0:i1])
-            if np.isfinite(lo) and np.isfinite(hi):
-                lows.append(float(lo))
-                highs.append(float(hi))
-            if self.ema_fast.isVisible():
-                for column in (s.ema_fast[i0:i1], s.ema_slow[i0:i1]):
-                    finite = column[np.isfinite(column)]
-                    if finite.shape[0]:
-                        lows.append(float(finite.min()))
-                        highs.append(float(finite.max()))
+        lows, highs = (list(v) for v in self._closed_extremes(i0, i1))
         if self.live.isVisible():
             x, _, h, l, _ = self.live.ohlc
             if x0 - hw <= x <= x1 + hw:
@@ -562,6 +553,29 @@ class ChartWidget(QWidget):
             extra += self.fib.prices()
         extra += self.position.prices()
         return lows + extra, highs + extra
+
+    def _closed_extremes(self, i0: int, i1: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Lows and highs of closed candles i0..i1 (and their EMAs when shown). Kept for the
+        same candles: every tick fits Y, and only the forming candle changes between closes."""
+        s = self._series
+        key = (i0, i1, len(s), s.capacity, self.ema_fast.isVisible())
+        if key == self._extremes_key:
+            return self._extremes
+        lows: list[float] = []
+        highs: list[float] = []
+        if i1 > i0:
+            lo, hi = np.nanmin(s.low[i0:i1]), np.nanmax(s.high[i0:i1])
+            if np.isfinite(lo) and np.isfinite(hi):
+                lows.append(float(lo))
+                highs.append(float(hi))
+            if self.ema_fast.isVisible():
+                for column in (s.ema_fast[i0:i1], s.ema_slow[i0:i1]):
+                    finite = column[np.isfinite(column)]
+                    if finite.shape[0]:
+                        lows.append(float(finite.min()))
+                        highs.append(float(finite.max()))
+        self._extremes_key, self._extremes = key, (tuple(lows), tuple(highs))
+        return self._extremes
 
     def _schedule_y_fit(self) -> None:
         if not self._y_fit_timer.isActive():
@@ -721,6 +735,7 @@ def _set_steady_text(label: QLabel, text: str) -> None:
     whole readout beside it, ~0.3 ms of every 100 ms price refresh. The price is right-aligned,
     so it stays next to the change label either way."""
     label.setText(text)
-    width = label.sizeHint().width()
-    if width > label.minimumWidth():
-        label.setMinimumWidth(width)
+    hint = label.sizeHint()
+    if hint.width() > label.maximumWidth() or label.maximumHeight() != hint.height():
+        # a fixed size also spares the layout pass every setText would otherwise ask for
+        label.setFixedSize(max(hint.width(), label.minimumWidth()), hint.height())
