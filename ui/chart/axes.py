@@ -150,6 +150,9 @@ class _Tags:
 
     def paint(self, p: QPainter, *args: Any) -> None:
         self._paint_axis(p, *args)
+        # what Qt repaints (with ItemUsesExtendedStyleOption set in make_axes): a tag outside
+        # it, e.g. the crosshair's while the price tag moves, is not drawn for nothing
+        exposed = args[0].exposedRect if args else None
         tags = self.__dict__.get("_tags")
         view = self.linkedView()  # type: ignore[attr-defined]
         if not tags or view is None:
@@ -171,6 +174,8 @@ class _Tags:
                 if not bounds.top() <= local.y() <= bounds.bottom():
                     continue
                 rect = QRectF(bounds.left() + 1, local.y() - h / 2, max(w, bounds.width() - 2), h)
+            if exposed is not None and not rect.adjusted(-1, -1, 1, 1).intersects(exposed):
+                continue
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(QColor(color))
             p.drawRect(rect)
@@ -287,6 +292,7 @@ def make_axes() -> dict[str, pg.AxisItem]:
     axes: dict[str, pg.AxisItem] = {"bottom": UtcTimeAxis(), "right": PriceAxis("right"),
                                     "left": pg.AxisItem("left")}
     for axis in axes.values():
+        axis.setFlag(axis.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         # No SI prefix: prices stay "117,400", and the label is not re-rendered per range change.
         axis.enableAutoSIPrefix(False)
         axis.setPen(pg.mkPen(theme.BORDER))
