@@ -4,11 +4,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QWheelEvent
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPicture, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from ui import theme
@@ -354,6 +355,34 @@ def test_time_axis_labels_are_utc_whatever_the_local_zone(loaded: ChartWidget, m
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize("x_factor, y_factor", [(1.0, 1.0), (0.3, 1.0), (8.0, 1.0), (1.0, 0.2),
+                                                 (1.0, 6.0), (40.0, 3.0)])
+def test_axes_draw_the_ticks_and_labels_pyqtgraph_would(loaded: ChartWidget, x_factor: float,
+                                                        y_factor: float) -> None:
+    """Our faster axis layout places every tick and label exactly as pyqtgraph's does."""
+    (x0, x1), (y0, y1) = loaded.view.viewRange()
+    xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+    loaded.view.setRange(xRange=(xm - (x1 - x0) * x_factor / 2, xm + (x1 - x0) * x_factor / 2),
+                         yRange=(ym - (y1 - y0) * y_factor / 2, ym + (y1 - y0) * y_factor / 2),
+                         padding=0.0)
+    QApplication.processEvents()
+    for axis in (loaded.price_axis, loaded.time_axis):
+        picture = QPicture()
+        painter = QPainter(picture)
+        ours = _flat_specs(type(axis).generateDrawSpecs(axis, painter))
+        theirs = _flat_specs(pg.AxisItem.generateDrawSpecs(axis, painter))
+        painter.end()
+        assert ours == theirs
+        assert len(ours[2]) > 1                 # labels were drawn
+
+
+def _flat_specs(specs) -> tuple:
+    (pen, a, b), ticks, texts = specs
+    return ((pen.color().rgba(), a.x(), a.y(), b.x(), b.y()),
+            [(p.color().rgba(), p1.x(), p1.y(), p2.x(), p2.y()) for p, p1, p2 in ticks],
+            [(r.x(), r.y(), r.width(), r.height(), int(f), t) for r, f, t in texts])
 
 
 def test_utc_format_ignores_the_local_zone() -> None:

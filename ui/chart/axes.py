@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPixmap, QTransform
+from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QTransform
 
 from ui import theme
 
@@ -69,7 +69,19 @@ class _UtcTicks(pg.AxisItem):
 
     def tickStrings(self, values: list[float], scale: float,  # noqa: N802
                     spacing: float) -> list[str]:
-        return [_label(v, spacing) for v in values]
+        """Labels, remembered per time and kind: a scroll by one candle relabels the same
+        round times (strftime is most of a time-axis redraw otherwise)."""
+        memo = self.__dict__.setdefault("_labels", {})
+        kind = _label_kind(spacing)
+        if len(memo) > 4096:
+            memo.clear()
+        out = []
+        for v in values:
+            text = memo.get((v, kind))
+            if text is None:
+                text = memo[(v, kind)] = _label(v, spacing)
+            out.append(text)
+        return out
 
 
 def _month_ticks(lo: float, hi: float, months: int) -> list[float]:
@@ -80,6 +92,11 @@ def _month_ticks(lo: float, hi: float, months: int) -> list[float]:
     ticks = np.arange(first, stop, np.timedelta64(months, "M"))
     ticks = ticks.astype("datetime64[s]").astype(np.int64)
     return [float(t) for t in ticks if lo <= t <= hi]
+
+
+def _label_kind(spacing: float) -> int:
+    """Which of _label's formats a tick spacing selects."""
+    return 0 if spacing < DAY else 1 if spacing < 28 * DAY else 2 if spacing < 365 * DAY else 3
 
 
 def _label(seconds: float, spacing: float) -> str:
@@ -183,6 +200,163 @@ class _Tags:
             p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
 
 
+class _LeanSpecs:
+    """pyqtgraph's AxisItem.generateDrawSpecs for our two axes (right or bottom, no grid, ticks
+    from tickValues, values shown), giving the same specs with less work.
+
+    Why: it runs on every range change of the axis, i.e. for the time axis on every candle
+    close and for the price axis whenever the Y fit moves, ~0.6-1 ms each, mostly Python
+    overhead (a Point per coordinate, enum arithmetic per label) and a text measurement per
+    label. Here labels are measured once per string and font and plain QPointF are used; the
+    arithmetic and the order of decisions are pyqtgraph 0.14's, so the axis looks the same
+    (tests compare it with pyqtgraph's). Any other configuration uses pyqtgraph's own.
+    """
+
+    _text_rects: dict[tuple[str, str], QRectF]
+
+    def generateDrawSpecs(self, p: QPainter) -> Any:  # noqa: N802 (pyqtgraph override)
+        style = self.style  # type: ignore[attr-defined]
+        orientation = self.orientation  # type: ignore[attr-defined]
+        if (orientation not in ("right", "bottom") or self.grid is not False  # type: ignore[attr-defined]
+                or self._tickLevels is not None  # type: ignore[attr-defined]
+                or style["tickAlpha"] is not None or not style["showValues"]
+                or tuple(style["stopAxisAtTick"]) != (False, False)):
+            return super().generateDrawSpecs(p)  # type: ignore[misc]
+        if style["tickFont"] is not None:
+            p.setFont(style["tickFont"])
+        bounds = self.mapRectFromParent(self.geometry())  # type: ignore[attr-defined]
+        if orientation == "right":
+            span = (bounds.topLeft() + QPointF(1.0, -1.0), bounds.bottomLeft() + QPointF(1.0, 1.0))
+            tick_start, tick_stop, axis = bounds.left(), bounds.left(), 0
+        else:
+            span = (bounds.topLeft() + QPointF(-1.0, 1.0), bounds.topRight() + QPointF(1.0, 1.0))
+            tick_start, tick_stop, axis = bounds.top(), bounds.top(), 1
+        points = [self.mapToDevice(pt) for pt in span]  # type: ignore[attr-defined]
+        if None in points:
+            return None
+        length_px = math.hypot(points[1].x() - points[0].x(), points[1].y() - points[0].y())
+        if length_px == 0:
+            return None
+        lo, hi = self.range  # type: ignore[attr-defined]
+        tick_levels = self.tickValues(lo, hi, length_px)  # type: ignore[attr-defined]
+        dif = hi - lo
+        if dif == 0:
+            x_scale, offset = 1.0, 0.0
+        elif axis == 0:
+            x_scale = -bounds.height() / dif
+            offset = lo * x_scale - bounds.height()
+        else:
+            x_scale = bounds.width() / dif
+            offset = lo * x_scale
+        x_min, x_max = sorted((lo * x_scale - offset, hi * x_scale - offset))
+
+        tick_positions: list[list[float | None]] = []
+        tick_specs = []
+        base_pen = self.tickPen()  # type: ignore[attr-defined]
+        for i, (_, ticks) in enumerate(tick_levels):
+            positions: list[float | None] = []
+            tick_positions.append(positions)
+            tick_length = style["tickLength"] / ((i * 0.5) + 1.0)
+            pen = base_pen
+            if pen.brush().style() == Qt.BrushStyle.SolidPattern:
+                pen = QPen(pen)
+                color = QColor(pen.color())
+                color.setAlpha(int(255 / (i + 1)))
+                pen.setColor(color)
+            for v in ticks:
+                x = (v * x_scale) - offset
+                if x < x_min or x > x_max:
+                    positions.append(None)
+                    continue
+                positions.append(x)
+                if axis == 0:
+                    tick_specs.append((pen, QPointF(tick_start, x),
+                                       QPointF(tick_stop + tick_length, x)))
+                else:
+                    tick_specs.append((pen, QPointF(x, tick_start),
+                                       QPointF(x, tick_stop + tick_length)))
+        axis_spec = (self.pen(), span[0], span[1])  # type: ignore[attr-defined]
+
+        text_offset = style["tickTextOffset"][axis]
+        text_size2 = 0.0
+        last_text_size2 = 0.0
+        text_rects: list[QRectF] = []
+        text_specs: list[tuple[QRectF, Any, str]] = []
+        measure = self._text_measure(p)
+        own = self.boundingRect()  # type: ignore[attr-defined]
+        if orientation == "right":
+            flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextDontClip
+        else:
+            flags = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextDontClip
+        label_offset = max(0, style["tickLength"]) + text_offset
+        scale = self.autoSIPrefixScale * self.scale  # type: ignore[attr-defined]
+        for i in range(min(len(tick_levels), style["maxTextLevel"] + 1)):
+            spacing, values = tick_levels[i]
+            strings = self.tickStrings(values, scale, spacing)  # type: ignore[attr-defined]
+            if len(strings) == 0:
+                continue
+            strings = [None if tick_positions[i][j] is None else text
+                       for j, text in enumerate(strings)]
+            rects: list[QRectF | None] = []
+            for text in strings:
+                if text is None:
+                    rects.append(None)
+                else:
+                    rect = measure(text)
+                    rects.append(rect)
+                    text_rects.append(rect)
+            if text_rects:
+                if axis == 0:
+                    text_size = np.sum([r.height() for r in text_rects])
+                    text_size2 = max(r.width() for r in text_rects)
+                else:
+                    text_size = np.sum([r.width() for r in text_rects])
+                    text_size2 = max(r.height() for r in text_rects)
+            else:
+                text_size = 0
+                text_size2 = 0
+            if i > 0:
+                fill_ratio = float(text_size) / length_px
+                if any(len(text_specs) >= n and fill_ratio >= limit
+                       for n, limit in style["textFillLimits"]):
+                    break
+            last_text_size2 = text_size2
+            for j, text in enumerate(strings):
+                if text is None:
+                    continue
+                x = tick_positions[i][j]
+                rect = rects[j]
+                assert x is not None and rect is not None
+                height, width = rect.height(), rect.width()
+                if orientation == "right":
+                    placed = QRectF(tick_stop + label_offset, x - (height / 2), width, height)
+                else:
+                    placed = QRectF(x - width / 2.0, tick_stop + label_offset, width, height)
+                if own & placed != placed:
+                    continue
+                text_specs.append((placed, flags, text))
+        self._updateMaxTextSize(last_text_size2)  # type: ignore[attr-defined]
+        return axis_spec, tick_specs, text_specs
+
+    def _text_measure(self, p: QPainter) -> Any:
+        """The label's rect as pyqtgraph measures it (80 % of the painter's bounding height),
+        remembered per text and font."""
+        cache = self.__dict__.setdefault("_text_rects", {})
+        font = p.font().key()
+        box = QRectF(0, 0, 100, 100)
+
+        def measure(text: str) -> QRectF:
+            rect = cache.get((font, text))
+            if rect is None:
+                if len(cache) > 4096:
+                    cache.clear()
+                rect = p.boundingRect(box, Qt.AlignmentFlag.AlignCenter, text)
+                rect.setHeight(rect.height() * 0.8)
+                cache[(font, text)] = rect
+            return QRectF(rect)
+        return measure
+
+
 _AXIS_MARGIN_PX = 2
 
 
@@ -248,11 +422,11 @@ class _PixmapAxis:
         p.restore()
 
 
-class UtcTimeAxis(_Tags, _PixmapAxis, _TickMemo, _UtcTicks):
+class UtcTimeAxis(_Tags, _PixmapAxis, _LeanSpecs, _TickMemo, _UtcTicks):
     """Time axis in UTC (x in Unix seconds)."""
 
 
-class PriceAxis(_Tags, _PixmapAxis, _TickMemo, pg.AxisItem):
+class PriceAxis(_Tags, _PixmapAxis, _LeanSpecs, _TickMemo, pg.AxisItem):
     """Price axis labelled like the rest of the chart: "117,400" with thousands separators.
     Dragging it up or down scales the prices (the chart stops fitting them until End)."""
 
