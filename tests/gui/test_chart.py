@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPicture, QWheelEvent
+from PySide6.QtGui import (QColor, QImage, QMouseEvent, QPainter, QPicture, QTransform,
+                           QWheelEvent)
 from PySide6.QtWidgets import QApplication
 
 from ui import theme
 from ui.chart import ChartDataError, ChartWidget, UnknownLayer, UnknownMarkerKind
-from ui.chart.candles import merged_rects
+from ui.chart.candles import CandlePainter, merged_rects
 from ui.chart.format import format_change, format_price, format_utc
 from ui.chart.series import CandleSeries
 
@@ -248,6 +249,33 @@ def test_merged_columns_span_each_pixel_columns_lowest_low_to_highest_high(rows)
         in_col = np.floor(px) == x
         assert top <= -h[in_col].max() and top + height >= -l[in_col].min()
         assert top >= -h[in_col].max() - 1 and top + height <= -l[in_col].min() + 1  # whole pixels
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.5, 40.0), st.floats(0.05, 4.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0),
+       st.floats(0.0, 60.0), st.floats(0.0, 60.0))
+def test_forming_candle_is_drawn_like_a_closed_one(spacing_px: float, px_per_price: float,
+                                                   open_frac: float, close_frac: float,
+                                                   wick_up: float, wick_down: float) -> None:
+    """The forming candle's own fast path paints exactly the pixels of the closed candles'."""
+    painter_ = CandlePainter()
+    o, c = 100.0 + 200.0 * open_frac, 100.0 + 200.0 * close_frac
+    h, l = max(o, c) + wick_up, min(o, c) - wick_down
+    sx, sy = spacing_px / 900.0, -px_per_price
+    transform = QTransform(sx, 0.0, 0.0, sy, 100.0 - 5_000.0 * sx, 200.0 - 200.0 * sy)
+    images = []
+    for one in (False, True):
+        image = QImage(200, 400, QImage.Format.Format_RGB32)
+        image.fill(0)
+        p = QPainter(image)
+        p.setTransform(transform)
+        if one:
+            painter_.paint_one(p, 5_000.0, o, h, l, c, 900.0)
+        else:
+            painter_.paint(p, *(np.array([v]) for v in (5_000.0, o, h, l, c)), 900.0)
+        p.end()
+        images.append(image)
+    assert images[0] == images[1]
 
 
 # ----- price label, crosshair, UTC axis ----------------------------------------------------

@@ -9,6 +9,8 @@ paint costs one bar per column, not one per candle.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import internals
@@ -59,6 +61,36 @@ class CandlePainter:
         p.setPen(Qt.PenStyle.NoPen)
         self._draw(p, self._up_rects, up_rects, self.up)
         self._draw(p, self._down_rects, down_rects, self.down)
+        p.restore()
+
+    def paint_one(self, p: QPainter, x: float, o: float, h: float, l: float, c: float,
+                  bar_seconds: float) -> None:
+        """One candle (the forming one), the same pixels as paint() with plain floats: numpy's
+        per-call overhead was most of a tick's candle paint."""
+        t: QTransform = p.transform()
+        sx, sy, dx, dy = t.m11(), t.m22(), t.dx(), t.dy()
+        px = x * sx + dx
+        spacing_px = abs(bar_seconds * sx)
+        y_h, y_l = h * sy + dy, l * sy + dy
+        wick_top = math.floor(min(y_h, y_l))
+        wick_h = max(1.0, math.ceil(max(y_h, y_l)) - wick_top)
+        if spacing_px < MERGE_BELOW_PX:
+            rows = [(math.floor(px), wick_top, 1.0, wick_h)]
+        else:
+            body_w = max(1, int(spacing_px * BODY_FRACTION))
+            if body_w % 2 == 0:
+                body_w -= 1
+            left = math.floor(px - body_w / 2.0 + 0.5)
+            y_o, y_c = o * sy + dy, c * sy + dy
+            body_top = math.floor(min(y_o, y_c))
+            body_h = max(1.0, math.ceil(max(y_o, y_c)) - body_top)
+            rows = [(left + body_w // 2, wick_top, 1.0, wick_h), (left, body_top, body_w, body_h)]
+        store = self._up_rects if c >= o else self._down_rects
+        p.save()
+        p.resetTransform()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        p.setPen(Qt.PenStyle.NoPen)
+        self._draw(p, store, np.asarray(rows, dtype=np.float64), self.up if c >= o else self.down)
         p.restore()
 
     @staticmethod
@@ -221,8 +253,8 @@ class LiveCandleItem(pg.GraphicsObject):
 
     def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
-        v = self._ohlc
-        self._painter.paint(p, v[0:1], v[1:2], v[2:3], v[3:4], v[4:5], self._bar_seconds)
+        x, o, h, l, c = self._ohlc.tolist()
+        self._painter.paint_one(p, x, o, h, l, c, self._bar_seconds)
 
 
 def _padded(item: pg.GraphicsObject, rect: QRectF) -> QRectF:
