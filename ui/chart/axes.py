@@ -217,8 +217,9 @@ class _LeanSpecs:
     def generateDrawSpecs(self, p: QPainter) -> Any:  # noqa: N802 (pyqtgraph override)
         style = self.style  # type: ignore[attr-defined]
         orientation = self.orientation  # type: ignore[attr-defined]
-        if (orientation not in ("right", "bottom") or self.grid is not False  # type: ignore[attr-defined]
-                or self._tickLevels is not None  # type: ignore[attr-defined]
+        grid, fixed_ticks = self.grid, self._tickLevels  # type: ignore[attr-defined]
+        if (orientation not in ("right", "bottom") or grid is not False
+                or fixed_ticks is not None
                 or style["tickAlpha"] is not None or not style["showValues"]
                 or tuple(style["stopAxisAtTick"]) != (False, False)):
             return super().generateDrawSpecs(p)  # type: ignore[misc]
@@ -285,9 +286,10 @@ class _LeanSpecs:
         measure = self._text_measure(p)
         own = self.boundingRect()  # type: ignore[attr-defined]
         if orientation == "right":
-            flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextDontClip
+            align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
         else:
-            flags = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextDontClip
+            align = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+        flags = align | Qt.TextFlag.TextDontClip
         label_offset = max(0, style["tickLength"]) + text_offset
         scale = self.autoSIPrefixScale * self.scale  # type: ignore[attr-defined]
         for i in range(min(len(tick_levels), style["maxTextLevel"] + 1)):
@@ -394,7 +396,8 @@ class _PixmapAxis:
         t = p.transform()
         device = t.mapRect(self.boundingRect())  # type: ignore[attr-defined]
         # pyqtgraph draws the axis line a pixel past each end of the bounds: keep a margin
-        left, top = math.floor(device.left()) - _AXIS_MARGIN_PX, math.floor(device.top()) - _AXIS_MARGIN_PX
+        left = math.floor(device.left()) - _AXIS_MARGIN_PX
+        top = math.floor(device.top()) - _AXIS_MARGIN_PX
         width = math.ceil(device.right()) + _AXIS_MARGIN_PX - left
         height = math.ceil(device.bottom()) + _AXIS_MARGIN_PX - top
         if width <= 0 or height <= 0:

@@ -6,7 +6,8 @@ The chart knows nothing of the engine: it takes plain numbers. Timestamps come i
 UTC; the x axis is in Unix seconds and is labelled in UTC.
 
 Guarantees:
-- a tick (update_live) changes only the forming-candle item, so Qt repaints a few pixels;
+- a tick (update_live) changes only the forming-candle item (and, when due, the price line,
+  tag and labels below), so Qt repaints a few pixels and thin strips;
 - while `following`, the newest candle is scrolled into view at once, or within one frame
   (FRAME_MS) when the previous scroll was less than a frame ago; a
   user pan or zoom that moves it out of view stops following, and the End key or the
