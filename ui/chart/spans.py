@@ -58,6 +58,7 @@ class ViewLine(_ViewSpan):
         self._pen = QPen(pen)
         self._pen.setCosmetic(True)
         self._dash = _dash_brush(self._pen, horizontal)
+        self._dash_at: tuple[float, QBrush] | None = None
         self._value = 0.0
         self.label = label
         if label is not None:
@@ -119,10 +120,13 @@ class ViewLine(_ViewSpan):
         """The dash pattern anchored at the line's start, so a partial repaint continues the
         dashes exactly where the rest of the line has them."""
         assert self._dash is not None
-        brush = QBrush(self._dash)
         origin = min(device.x1(), device.x2()) if self._horizontal else min(device.y1(), device.y2())
+        if self._dash_at is not None and self._dash_at[0] == origin:
+            return self._dash_at[1]           # the same start as the last paint (most paints)
+        brush = QBrush(self._dash)
         brush.setTransform(QTransform.fromTranslate(origin, 0.0) if self._horizontal
                            else QTransform.fromTranslate(0.0, origin))
+        self._dash_at = (origin, brush)
         return brush
 
 

@@ -144,6 +144,7 @@ class ChartWidget(QWidget):
         self._label_timer.setInterval(LABEL_INTERVAL_MS)
         self._label_timer.timeout.connect(self._update_price_label)
         self._since_label = QElapsedTimer()      # invalid until the first refresh
+        self._change_up: bool | None = None      # the change label's colour: up (green)?
         self.view.sigRangeChangedManually.connect(self._on_user_range)
         self.view.sigRangeChanged.connect(self._refresh_crosshair)
 
@@ -625,19 +626,20 @@ class ChartWidget(QWidget):
             self.price_line.setVisible(False)
             self.price_axis.clear_tag("last")
             return
-        _set_steady_text(self.price_label, format_price(last))
+        text = format_price(last)
+        _set_steady_text(self.price_label, text)
         up = previous is None or last >= previous
         self.price_line.setValue(last)
         self.price_line.setVisible(True)
-        self.price_axis.set_tag("last", last, format_price(last), theme.UP if up else theme.DOWN)
+        self.price_axis.set_tag("last", last, text, theme.UP if up else theme.DOWN)
         if previous is None:
             self.change_label.setText("")
             return
         _set_steady_text(self.change_label, format_change(last, previous))
-        color = QColor(theme.UP if last >= previous else theme.DOWN)
-        palette = self.change_label.palette()
-        if palette.color(QPalette.ColorRole.WindowText) != color:
-            palette.setColor(QPalette.ColorRole.WindowText, color)
+        if up != self._change_up:           # the palette is touched only when the sign flips
+            self._change_up = up
+            palette = self.change_label.palette()
+            palette.setColor(QPalette.ColorRole.WindowText, QColor(theme.UP if up else theme.DOWN))
             self.change_label.setPalette(palette)
 
     def _on_crosshair(self, x: float, y: float) -> None:
