@@ -47,14 +47,10 @@ class CandlePainter:
         """Paint candles x (seconds) with the painter's current data->device transform."""
         if x.shape[0] == 0:
             return
-        t: QTransform = p.transform()
-        sx, sy, dx, dy = t.m11(), t.m22(), t.dx(), t.dy()
-        px = x * sx + dx
-        spacing_px = abs(bar_seconds * sx)
-        if spacing_px < MERGE_BELOW_PX:
-            up_rects, down_rects = merged_rects(px, o, h, l, c, sy, dy)
-        else:
-            up_rects, down_rects = candle_rects(px, o, h, l, c, sy, dy, spacing_px)
+        self.draw(p, *device_rects(p.transform(), x, o, h, l, c, bar_seconds))
+
+    def draw(self, p: QPainter, up_rects: np.ndarray, down_rects: np.ndarray) -> None:
+        """Rows (x, y, w, h) in device pixels, up candles first."""
         p.save()
         p.resetTransform()
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
@@ -102,6 +98,27 @@ class CandlePainter:
         store.ndarray()[:] = rects
         p.setBrush(brush)
         p.drawRects(*store.drawargs())
+
+
+def device_rects(t: QTransform, x: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray,
+                 c: np.ndarray, bar_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Up and down candles' rects in device pixels under the data->device transform t."""
+    sx, sy, dx, dy = t.m11(), t.m22(), t.dx(), t.dy()
+    px = x * sx + dx
+    spacing_px = abs(bar_seconds * sx)
+    if spacing_px < MERGE_BELOW_PX:
+        return merged_rects(px, o, h, l, c, sy, dy)
+    return candle_rects(px, o, h, l, c, sy, dy, spacing_px)
+
+
+def _within(rows: np.ndarray, rect: QRectF) -> np.ndarray:
+    """The rows that reach into rect (device pixels, a pixel of slack): the others would
+    draw nothing inside it."""
+    if rows.shape[0] == 0:
+        return rows
+    keep = ((rows[:, 0] <= rect.right() + 1.0) & (rows[:, 0] + rows[:, 2] >= rect.left() - 1.0)
+            & (rows[:, 1] <= rect.bottom() + 1.0) & (rows[:, 1] + rows[:, 3] >= rect.top() - 1.0))
+    return rows if keep.all() else rows[keep]
 
 
 def candle_rects(px: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,
@@ -153,6 +170,9 @@ class CandleHistoryItem(pg.GraphicsObject):
         self._series = series
         self._painter = painter
         self._bounds = QRectF()
+        self._generation = 0           # bumped when the series is replaced
+        self._rows_key: tuple[float, ...] | None = None
+        self._rows: tuple[np.ndarray, np.ndarray] = (np.empty((0, 4)), np.empty((0, 4)))
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     def boundingRect(self) -> QRectF:
@@ -161,6 +181,7 @@ class CandleHistoryItem(pg.GraphicsObject):
     def reset(self) -> None:
         """Recompute bounds after the series was replaced, and repaint."""
         s = self._series
+        self._generation += 1
         self.prepareGeometryChange()
         if len(s) == 0:
             self._bounds = QRectF()
@@ -187,24 +208,35 @@ class CandleHistoryItem(pg.GraphicsObject):
         s = self._series
         if len(s) == 0:
             return
-        exposed = option.exposedRect
-        hw = s.bar_seconds / 2.0
-        i0, i1 = s.index_range(exposed.left() - hw, exposed.right() + hw)
-        if i1 <= i0:
-            return
-        sl = slice(i0, i1)
-        x, o, h, l, c = s.x[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl]
         t = p.transform()
-        if abs(s.bar_seconds * t.m11()) >= MERGE_BELOW_PX and exposed.height() > 0:
-            # A thin band (a price-line strip) crosses few candles: draw only those whose
-            # wick reaches into it (a pixel of slack for rounding). Not when merging: a merged
-            # column spans all its candles, gaps included.
-            slack = _PAD_PX * abs(1.0 / t.m22()) if t.m22() else 0.0
-            y0, y1 = sorted((exposed.top(), exposed.bottom()))
-            keep = (h >= y0 - slack) & (l <= y1 + slack)
-            if not keep.all():
-                x, o, h, l, c = x[keep], o[keep], h[keep], l[keep], c[keep]
-        self._painter.paint(p, x, o, h, l, c, s.bar_seconds)
+        width = p.device().width()
+        key = (t.m11(), t.m22(), t.dx(), t.dy(), width, len(s), self._generation)
+        if key != self._rows_key:
+            self._rows = self._visible_rows(t, width)
+            self._rows_key = key
+        # Only the rects reaching into what Qt repaints: a price-line strip crosses a few
+        # candles, a tick's forming candle touches one or two.
+        exposed = t.mapRect(option.exposedRect)
+        up, down = self._rows
+        self._painter.draw(p, _within(up, exposed), _within(down, exposed))
+
+    def _visible_rows(self, t: QTransform, width: float) -> tuple[np.ndarray, np.ndarray]:
+        """Device rects of every candle across the device's width, kept until the transform
+        or the candles change: the small repaints between range changes (ticks, price-line
+        strips) only pick the ones they need."""
+        s = self._series
+        sx, dx = t.m11(), t.dx()
+        empty = np.empty((0, 4))
+        if sx == 0:
+            return empty, empty
+        x0, x1 = sorted(((0.0 - dx) / sx, (width - dx) / sx))
+        hw = s.bar_seconds / 2.0
+        i0, i1 = s.index_range(x0 - hw, x1 + hw)
+        if i1 <= i0:
+            return empty, empty
+        sl = slice(i0, i1)
+        return device_rects(t, s.x[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl],
+                            s.bar_seconds)
 
 
 class LiveCandleItem(pg.GraphicsObject):
