@@ -9,6 +9,8 @@ paint costs one bar per column, not one per candle.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import internals
@@ -45,20 +47,46 @@ class CandlePainter:
         """Paint candles x (seconds) with the painter's current data->device transform."""
         if x.shape[0] == 0:
             return
-        t: QTransform = p.transform()
-        sx, sy, dx, dy = t.m11(), t.m22(), t.dx(), t.dy()
-        px = x * sx + dx
-        spacing_px = abs(bar_seconds * sx)
-        if spacing_px < MERGE_BELOW_PX:
-            up_rects, down_rects = merged_rects(px, o, h, l, c, sy, dy)
-        else:
-            up_rects, down_rects = candle_rects(px, o, h, l, c, sy, dy, spacing_px)
+        self.draw(p, *device_rects(p.transform(), x, o, h, l, c, bar_seconds))
+
+    def draw(self, p: QPainter, up_rects: np.ndarray, down_rects: np.ndarray) -> None:
+        """Rows (x, y, w, h) in device pixels, up candles first."""
         p.save()
         p.resetTransform()
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         p.setPen(Qt.PenStyle.NoPen)
         self._draw(p, self._up_rects, up_rects, self.up)
         self._draw(p, self._down_rects, down_rects, self.down)
+        p.restore()
+
+    def paint_one(self, p: QPainter, x: float, o: float, h: float, l: float, c: float,
+                  bar_seconds: float) -> None:
+        """One candle (the forming one), the same pixels as paint() with plain floats: numpy's
+        per-call overhead was most of a tick's candle paint."""
+        t: QTransform = p.transform()
+        sx, sy, dx, dy = t.m11(), t.m22(), t.dx(), t.dy()
+        px = x * sx + dx
+        spacing_px = abs(bar_seconds * sx)
+        y_h, y_l = h * sy + dy, l * sy + dy
+        wick_top = math.floor(min(y_h, y_l))
+        wick_h = max(1.0, math.ceil(max(y_h, y_l)) - wick_top)
+        if spacing_px < MERGE_BELOW_PX:
+            rows = [(math.floor(px), wick_top, 1.0, wick_h)]
+        else:
+            body_w = max(1, int(spacing_px * BODY_FRACTION))
+            if body_w % 2 == 0:
+                body_w -= 1
+            left = math.floor(px - body_w / 2.0 + 0.5)
+            y_o, y_c = o * sy + dy, c * sy + dy
+            body_top = math.floor(min(y_o, y_c))
+            body_h = max(1.0, math.ceil(max(y_o, y_c)) - body_top)
+            rows = [(left + body_w // 2, wick_top, 1.0, wick_h), (left, body_top, body_w, body_h)]
+        store = self._up_rects if c >= o else self._down_rects
+        p.save()
+        p.resetTransform()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        p.setPen(Qt.PenStyle.NoPen)
+        self._draw(p, store, np.asarray(rows, dtype=np.float64), self.up if c >= o else self.down)
         p.restore()
 
     @staticmethod
@@ -70,6 +98,27 @@ class CandlePainter:
         store.ndarray()[:] = rects
         p.setBrush(brush)
         p.drawRects(*store.drawargs())
+
+
+def device_rects(t: QTransform, x: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray,
+                 c: np.ndarray, bar_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Up and down candles' rects in device pixels under the data->device transform t."""
+    sx, sy, dx, dy = t.m11(), t.m22(), t.dx(), t.dy()
+    px = x * sx + dx
+    spacing_px = abs(bar_seconds * sx)
+    if spacing_px < MERGE_BELOW_PX:
+        return merged_rects(px, o, h, l, c, sy, dy)
+    return candle_rects(px, o, h, l, c, sy, dy, spacing_px)
+
+
+def _within(rows: np.ndarray, rect: QRectF) -> np.ndarray:
+    """The rows that reach into rect (device pixels, a pixel of slack): the others would
+    draw nothing inside it."""
+    if rows.shape[0] == 0:
+        return rows
+    keep = ((rows[:, 0] <= rect.right() + 1.0) & (rows[:, 0] + rows[:, 2] >= rect.left() - 1.0)
+            & (rows[:, 1] <= rect.bottom() + 1.0) & (rows[:, 1] + rows[:, 3] >= rect.top() - 1.0))
+    return rows if keep.all() else rows[keep]
 
 
 def candle_rects(px: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,
@@ -121,6 +170,9 @@ class CandleHistoryItem(pg.GraphicsObject):
         self._series = series
         self._painter = painter
         self._bounds = QRectF()
+        self._generation = 0           # bumped when the series is replaced
+        self._rows_key: tuple[float, ...] | None = None
+        self._rows: tuple[np.ndarray, np.ndarray] = (np.empty((0, 4)), np.empty((0, 4)))
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     def boundingRect(self) -> QRectF:
@@ -129,6 +181,7 @@ class CandleHistoryItem(pg.GraphicsObject):
     def reset(self) -> None:
         """Recompute bounds after the series was replaced, and repaint."""
         s = self._series
+        self._generation += 1
         self.prepareGeometryChange()
         if len(s) == 0:
             self._bounds = QRectF()
@@ -155,13 +208,35 @@ class CandleHistoryItem(pg.GraphicsObject):
         s = self._series
         if len(s) == 0:
             return
-        exposed = option.exposedRect
+        t = p.transform()
+        width = p.device().width()
+        key = (t.m11(), t.m22(), t.dx(), t.dy(), width, len(s), self._generation)
+        if key != self._rows_key:
+            self._rows = self._visible_rows(t, width)
+            self._rows_key = key
+        # Only the rects reaching into what Qt repaints: a price-line strip crosses a few
+        # candles, a tick's forming candle touches one or two.
+        exposed = t.mapRect(option.exposedRect)
+        up, down = self._rows
+        self._painter.draw(p, _within(up, exposed), _within(down, exposed))
+
+    def _visible_rows(self, t: QTransform, width: float) -> tuple[np.ndarray, np.ndarray]:
+        """Device rects of every candle across the device's width, kept until the transform
+        or the candles change: the small repaints between range changes (ticks, price-line
+        strips) only pick the ones they need."""
+        s = self._series
+        sx, dx = t.m11(), t.dx()
+        empty = np.empty((0, 4))
+        if sx == 0:
+            return empty, empty
+        x0, x1 = sorted(((0.0 - dx) / sx, (width - dx) / sx))
         hw = s.bar_seconds / 2.0
-        i0, i1 = s.index_range(exposed.left() - hw, exposed.right() + hw)
-        if i1 > i0:
-            sl = slice(i0, i1)
-            self._painter.paint(p, s.x[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl],
-                                s.bar_seconds)
+        i0, i1 = s.index_range(x0 - hw, x1 + hw)
+        if i1 <= i0:
+            return empty, empty
+        sl = slice(i0, i1)
+        return device_rects(t, s.x[sl], s.open[sl], s.high[sl], s.low[sl], s.close[sl],
+                            s.bar_seconds)
 
 
 class LiveCandleItem(pg.GraphicsObject):
@@ -173,6 +248,7 @@ class LiveCandleItem(pg.GraphicsObject):
         self._ohlc = np.zeros(5, dtype=np.float64)  # x, open, high, low, close
         self._bar_seconds = DEFAULT_BAR_SECONDS
         self._bounds = QRectF()
+        self._pixel: tuple[float, float] | None = None   # (width, height) of a device pixel
         self.setVisible(False)
 
     @property
@@ -192,11 +268,15 @@ class LiveCandleItem(pg.GraphicsObject):
     def _set_bounds(self) -> None:
         x, _, h, l, _ = self._ohlc
         hw = self._bar_seconds / 2.0
+        if self._pixel is None:            # pyqtgraph's pixel size costs ~20 us: once per zoom
+            self._pixel = (self.pixelWidth() or 0.0, self.pixelHeight() or 0.0)
+        pw, ph = self._pixel[0] * _PAD_PX, self._pixel[1] * _PAD_PX
         self.prepareGeometryChange()
-        self._bounds = _padded(self, QRectF(x - hw, l, 2 * hw, h - l))
+        self._bounds = QRectF(x - hw, l, 2 * hw, h - l).normalized().adjusted(-pw, -ph, pw, ph)
 
     def viewTransformChanged(self) -> None:
         """The pixel padding of the bounds depends on the zoom: recompute it."""
+        self._pixel = None
         if self.isVisible():
             self._set_bounds()
 
@@ -205,8 +285,8 @@ class LiveCandleItem(pg.GraphicsObject):
 
     def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
-        v = self._ohlc
-        self._painter.paint(p, v[0:1], v[1:2], v[2:3], v[3:4], v[4:5], self._bar_seconds)
+        x, o, h, l, c = self._ohlc.tolist()
+        self._painter.paint_one(p, x, o, h, l, c, self._bar_seconds)
 
 
 def _padded(item: pg.GraphicsObject, rect: QRectF) -> QRectF:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from ui.chart.bounds import grown
@@ -32,6 +32,8 @@ class EmaLine(pg.GraphicsObject):
         self.pen = QPen(QColor(color), width)
         self.pen.setCosmetic(True)
         self._bounds = QRectF()
+        self._polylines: list[QPolygonF] = []
+        self._polylines_key: tuple[float, ...] | None = None
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     def _values(self) -> np.ndarray:
@@ -43,6 +45,7 @@ class EmaLine(pg.GraphicsObject):
     def reset(self) -> None:
         """The series was replaced: recompute bounds and repaint."""
         s, y = self._series, self._values()
+        self._polylines_key = None
         self.prepareGeometryChange()
         finite = y[np.isfinite(y)]
         if finite.shape[0] == 0:
@@ -80,18 +83,32 @@ class EmaLine(pg.GraphicsObject):
         if i1 - i0 < 2:
             return
         t = p.transform()
-        px = s.x[i0:i1] * t.m11() + t.dx()
-        py = self._values()[i0:i1] * t.m22() + t.dy()
+        # The same range under the same transform (the small repaints between range changes:
+        # ticks, price-line strips) reuses the polylines; an append changes n, so they are
+        # rebuilt with the new point.
+        key = (t.m11(), t.m22(), t.dx(), t.dy(), i0, i1, n)
+        if key != self._polylines_key:
+            self._polylines = self._make_polylines(t, i0, i1)
+            self._polylines_key = key
         p.save()
         p.resetTransform()
         p.setPen(self.pen)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        for polyline in self._polylines:
+            p.drawPolyline(polyline)
+        p.restore()
+
+    def _make_polylines(self, t: QTransform, i0: int, i1: int) -> list[QPolygonF]:
+        s = self._series
+        px = s.x[i0:i1] * t.m11() + t.dx()
+        py = self._values()[i0:i1] * t.m22() + t.dy()
+        polylines = []
         for run_x, run_y in _finite_runs(px, py):
             if run_x.shape[0] > 2 * (run_x[-1] - run_x[0] + 1):
                 run_x, run_y = _peak_decimate(run_x, run_y)
             if run_x.shape[0] >= 2:
-                p.drawPolyline(pg.functions.arrayToQPolygonF(run_x, run_y))
-        p.restore()
+                polylines.append(pg.functions.arrayToQPolygonF(run_x, run_y))
+        return polylines
 
 
 def _finite_runs(x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

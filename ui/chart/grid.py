@@ -35,6 +35,7 @@ class GridItem(pg.GraphicsObject):
         self._ys = np.empty(0)
         self._stale = True
         self._rects = internals.PrimitiveArray(QRectF, 4)
+        self._rects_key: tuple[float, ...] | None = None   # the transform _rects were made for
 
     def boundingRect(self) -> QRectF:
         return self._rect
@@ -45,6 +46,7 @@ class GridItem(pg.GraphicsObject):
         self.prepareGeometryChange()
         self._rect = QRectF(x0, y0, x1 - x0, y1 - y0)
         self._stale = True
+        self._rects_key = None
 
     def _refresh_ticks(self) -> None:
         (x0, x1), (y0, y1) = self._view.viewRange()
@@ -52,11 +54,30 @@ class GridItem(pg.GraphicsObject):
         self._xs = _tick_values(self._time_axis, x0, x1, size.width())
         self._ys = _tick_values(self._price_axis, y0, y1, size.height())
         self._stale = False
+        self._rects_key = None
 
     def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
         if self._stale:
             self._refresh_ticks()
+        t = p.transform()
+        key = (t.m11(), t.m22(), t.dx(), t.dy())
+        if key != self._rects_key:
+            self._make_rects(p)
+            self._rects_key = key
+        if len(self._rects) == 0:
+            return
+        p.save()
+        p.resetTransform()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(self._brush)
+        p.drawRects(*self._rects.drawargs())
+        p.restore()
+
+    def _make_rects(self, p: QPainter) -> None:
+        """The lines in device pixels; kept until the ticks or the transform change, so the
+        small repaints between range changes (ticks, the price line) only draw them."""
         t = p.transform()
         rect = t.mapRect(self._rect)
         xs = np.floor(self._xs * t.m11() + t.dx())
@@ -65,17 +86,9 @@ class GridItem(pg.GraphicsObject):
         nx = xs.shape[0]
         rows[:nx, 0], rows[:nx, 1], rows[:nx, 2], rows[:nx, 3] = xs, rect.top(), 1.0, rect.height()
         rows[nx:, 0], rows[nx:, 1], rows[nx:, 2], rows[nx:, 3] = rect.left(), ys, rect.width(), 1.0
-        if rows.shape[0] == 0:
-            return
         self._rects.resize(rows.shape[0])
-        self._rects.ndarray()[:] = rows
-        p.save()
-        p.resetTransform()
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(self._brush)
-        p.drawRects(*self._rects.drawargs())
-        p.restore()
+        if rows.shape[0]:
+            self._rects.ndarray()[:] = rows
 
 
 def _tick_values(axis: pg.AxisItem, lo: float, hi: float, size_px: float) -> np.ndarray:

@@ -36,8 +36,13 @@ class _ViewSpan(pg.GraphicsObject):
     def _refresh(self) -> None:
         """Subclasses compute their rect from the view range and hand it to _set_rect."""
 
-    def _set_rect(self, rect: QRectF) -> None:
-        pw, ph = (self.pixelWidth() or 0.0) * _PAD_PX, (self.pixelHeight() or 0.0) * _PAD_PX
+    def _set_rect(self, rect: QRectF, pad_x: bool = True, pad_y: bool = True) -> None:
+        (x0, x1), (y0, y1) = self._view.viewRange()
+        width, height = self._view.width(), self._view.height()
+        # the view's pixel size from its range: pyqtgraph's pixelWidth/Height invert the
+        # device transform on each call, and every span refreshes on every range change
+        pw = (x1 - x0) / width * _PAD_PX if pad_x and width > 0 else 0.0
+        ph = (y1 - y0) / height * _PAD_PX if pad_y and height > 0 else 0.0
         self.prepareGeometryChange()
         self._rect = rect.normalized().adjusted(-pw, -ph, pw, ph)
         self.update()
@@ -53,6 +58,7 @@ class ViewLine(_ViewSpan):
         self._pen = QPen(pen)
         self._pen.setCosmetic(True)
         self._dash = _dash_brush(self._pen, horizontal)
+        self._dash_at: tuple[float, QBrush] | None = None
         self._value = 0.0
         self.label = label
         if label is not None:
@@ -73,8 +79,12 @@ class ViewLine(_ViewSpan):
         v = self._value
         if self.label is not None:
             self.label.setPos(x0 + LABEL_AT * (x1 - x0), v)
-        self._set_rect(QRectF(x0, v, x1 - x0, 0.0) if self._horizontal
-                       else QRectF(v, y0, 0.0, y1 - y0))
+        # Padded across the line only: along it the line ends at the view's edge, and padding
+        # there reached into the axis, which then repainted with every price-line move.
+        if self._horizontal:
+            self._set_rect(QRectF(x0, v, x1 - x0, 0.0), pad_x=False)
+        else:
+            self._set_rect(QRectF(v, y0, 0.0, y1 - y0), pad_y=False)
 
     def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
@@ -110,10 +120,13 @@ class ViewLine(_ViewSpan):
         """The dash pattern anchored at the line's start, so a partial repaint continues the
         dashes exactly where the rest of the line has them."""
         assert self._dash is not None
-        brush = QBrush(self._dash)
         origin = min(device.x1(), device.x2()) if self._horizontal else min(device.y1(), device.y2())
+        if self._dash_at is not None and self._dash_at[0] == origin:
+            return self._dash_at[1]           # the same start as the last paint (most paints)
+        brush = QBrush(self._dash)
         brush.setTransform(QTransform.fromTranslate(origin, 0.0) if self._horizontal
                            else QTransform.fromTranslate(0.0, origin))
+        self._dash_at = (origin, brush)
         return brush
 
 

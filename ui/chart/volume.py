@@ -38,12 +38,15 @@ class VolumeItem(pg.GraphicsObject):
         self._up_store = internals.PrimitiveArray(QRectF, 4)
         self._down_store = internals.PrimitiveArray(QRectF, 4)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+        self._max_key: tuple[int, int, int] | None = None   # what max_in last answered for
+        self._max: float | None = None
 
     def boundingRect(self) -> QRectF:
         return self._bounds
 
     def reset(self) -> None:
         s = self._series
+        self._max_key = None
         self.prepareGeometryChange()
         if len(s) == 0:
             self._bounds = QRectF()
@@ -69,12 +72,12 @@ class VolumeItem(pg.GraphicsObject):
         """Largest volume of the candles in [x0, x1] (None when none is known)."""
         s = self._series
         i0, i1 = s.index_range(x0, x1)
-        if i1 <= i0:
-            return None
-        v = s.volume[i0:i1]
-        if not np.isfinite(v).any():
-            return None
-        return float(np.nanmax(v))
+        key = (i0, i1, len(s))
+        if key != self._max_key:          # every tick fits the pane; the candles rarely change
+            v = s.volume[i0:i1]
+            top = float(np.nanmax(v)) if i1 > i0 and np.isfinite(v).any() else None
+            self._max_key, self._max = key, top
+        return self._max
 
     def paint(self, p: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
