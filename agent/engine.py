@@ -595,17 +595,17 @@ class Engine:
         self._last_seen_ts = bar.ts
         if decision.signal:
             self._on_signal(decision)
+        figures = a.figures()                         # for the snapshot and BalanceChanged
         if a.last_snapshot_ts is None or close_ts - a.last_snapshot_ts >= SNAPSHOT_EVERY_MS:
-            self.store.insert_snapshot(a.snapshot(close_ts))
+            self.store.insert_snapshot(a.snapshot(close_ts, figures))
         self._durable_bar_ts = bar.ts
         self._bars_this_run += 1
         out = self._outbox
         out.append(BarClosed(bar, decision))
         out.append(PriceTick(close_ts, bar.close))
-        balance = a.figures()
-        if balance != self._last_balance:             # flat, nothing moves: nothing to say
-            self._last_balance = balance
-            out.append(BalanceChanged(close_ts, *balance))
+        if figures != self._last_balance:             # flat, nothing moves: nothing to say
+            self._last_balance = figures
+            out.append(BalanceChanged(close_ts, *figures))
 
     async def _check_daily_loss(self) -> None:
         if (self._trade is None or self.risk is None or self.acct.day is None
