@@ -129,7 +129,6 @@ class Engine:
             raise
         self.bus = EventBus()
         self.mirror = StateMirror(self.paths.state, self._state_document)
-        self.bus.subscribe(self.mirror.on_event)   # first subscriber: state.json before anyone
         self._run = StateMachine("run state", RUN_TABLE, RunState.STOPPED)
         self._pos = StateMachine("position state", POSITION_TABLE, PositionState.INITIALIZING)
         self._lock = asyncio.Lock()                # market steps and order flows, one at a time
@@ -721,6 +720,9 @@ class Engine:
     async def _drain_reports(self) -> None:
         async with self._lock:
             self._drain_scheduled = False
+            if not (self._updates or self._deferred or
+                    (self._at_exchange and self.acct.fills != self._fills_synced)):
+                return                                # the market loop applied them first
             try:
                 await self._apply_reports(None)
                 if self._at_exchange and self.acct.fills != self._fills_synced:
@@ -845,8 +847,9 @@ class Engine:
         events, self._outbox = self._outbox, []
         if self._state_changed or force_state:
             self._state_changed = False
-            # First: state.json (the first subscriber) is rewritten before any event of this
-            # commit is heard of, so every event describes what state.json already says.
+            # state.json is rewritten before any event of this commit is heard of, so every
+            # event describes what state.json already says.
+            self.mirror.write()
             events.insert(0, EngineStateChanged(self.run_state, self.position_state,
                                                 self._state_reason or self.halt_reason,
                                                 self.clock.now_ms()))
