@@ -450,7 +450,7 @@ class Engine:
     async def _consume(self) -> None:
         self._feed_state = "catching up"
         lock, feed_ended, bar_closed, feed_status = self._lock, mk.FeedEnded, mk.BarClosed, mk.FeedStatus
-        bar_opened, on_market, open_idle = mk.BarOpened, self._on_market, self._open_idle
+        on_market = self._on_market
         async for event in self.source.events(self._durable_bar_ts):
             kind = type(event)
             if kind is feed_status:
@@ -464,8 +464,6 @@ class Engine:
                 # no lock and no commit, so a restart reaches the live part at full speed.
                 if kind is bar_closed:
                     self._warm(event.bar)
-                continue
-            if kind is bar_opened and open_idle(event):
                 continue
             # `async with lock`, without its two extra coroutine frames (twice per bar)
             await lock.acquire()
@@ -553,27 +551,9 @@ class Engine:
         self._history.append(self.strategy.update(bar))
         self._last_seen_ts = bar.ts
 
-    def _open_idle(self, event: mk.BarOpened) -> bool:
-        """A bar's first price when nothing can happen at it: no position, no entry pending, no
-        venue report waiting, no cash to read again, and no order flow or command holding the
-        lock. Then the price moves only the clock, the UTC day and the latest price, with no
-        await, exactly as the locked path would; so it runs without the lock (the next
-        BarClosed commits, as the bar's work does). False, doing nothing, otherwise."""
-        if (self._lock.locked() or not self._live_seen or self.acct.trade is not None
-                or self.ex.pending is not None or self._updates or self._deferred
-                or (self._at_exchange and self.acct.fills != self._fills_synced)):
-            return False
-        self.clock.observe(event.ts)
-        self._roll_day(event.ts)
-        self.acct.live_price = event.price
-        return True
-
-    def _roll_day(self, ts: int) -> None:
-        if self.acct.roll_day(ts):
-            log.debug("new UTC day %s: daily counters reset", iso_utc(ts))
-
     async def _on_bar_open(self, event: mk.BarOpened) -> None:
-        self._roll_day(event.ts)
+        if self.acct.roll_day(event.ts):
+            log.debug("new UTC day %s: daily counters reset", iso_utc(event.ts))
         t = self._trade
         if t is not None:
             self.ex.held = t.bars_held + (1 if t.entry_ts < event.ts else 0)
