@@ -723,6 +723,8 @@ class Store:
                 or snap.position_amount is None):
             raise StoreError(f"snapshot at {snap.ts} rejected: NOT NULL constraint failed "
                              "(balance, equity, unrealized_pnl and position_amount are required)")
+        if type(snap.ts) is not int:                  # what iso_from_ms will accept, checked now
+            iso_from_ms(snap.ts)
         self._snapshots.append(snap)
 
     @_sql_errors
