@@ -197,8 +197,10 @@ class Accounting:
         self.trade = None
         self.exited = self.exit_quote = self.exit_fees = 0.0
 
-    def snapshot(self, now_ms: int) -> SnapshotRecord:
+    def snapshot(self, now_ms: int,
+                 figures: tuple[float, float, float, float] | None = None) -> SnapshotRecord:
+        """The account now; `figures`: this moment's figures() when the caller has them."""
         self.last_snapshot_ts = now_ms
-        balance, equity, _, unrealized = self.figures()
+        balance, equity, _, unrealized = figures if figures is not None else self.figures()
         return SnapshotRecord(now_ms, balance, equity, unrealized,
                               self.position_amount() if self.trade else 0.0, self.live_price)

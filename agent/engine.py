@@ -129,7 +129,6 @@ class Engine:
             raise
         self.bus = EventBus()
         self.mirror = StateMirror(self.paths.state, self._state_document)
-        self.bus.subscribe(self.mirror.on_event)   # first subscriber: state.json before anyone
         self._run = StateMachine("run state", RUN_TABLE, RunState.STOPPED)
         self._pos = StateMachine("position state", POSITION_TABLE, PositionState.INITIALIZING)
         self._lock = asyncio.Lock()                # market steps and order flows, one at a time
@@ -606,17 +605,17 @@ class Engine:
         self._last_seen_ts = bar.ts
         if decision.signal:
             self._on_signal(decision)
+        figures = a.figures()                         # for the snapshot and BalanceChanged
         if a.last_snapshot_ts is None or close_ts - a.last_snapshot_ts >= SNAPSHOT_EVERY_MS:
-            self.store.insert_snapshot(a.snapshot(close_ts))
+            self.store.insert_snapshot(a.snapshot(close_ts, figures))
         self._durable_bar_ts = bar.ts
         self._bars_this_run += 1
         out = self._outbox
         out.append(BarClosed(bar, decision))
         out.append(PriceTick(close_ts, bar.close))
-        balance = a.figures()
-        if balance != self._last_balance:             # flat, nothing moves: nothing to say
-            self._last_balance = balance
-            out.append(BalanceChanged(close_ts, *balance))
+        if figures != self._last_balance:             # flat, nothing moves: nothing to say
+            self._last_balance = figures
+            out.append(BalanceChanged(close_ts, *figures))
 
     async def _check_daily_loss(self) -> None:
         if (self._trade is None or self.risk is None or self.acct.day is None
@@ -712,6 +711,9 @@ class Engine:
     async def _drain_reports(self) -> None:
         async with self._lock:
             self._drain_scheduled = False
+            if not (self._updates or self._deferred or
+                    (self._at_exchange and self.acct.fills != self._fills_synced)):
+                return                                # the market loop applied them first
             try:
                 await self._apply_reports(None)
                 if self._at_exchange and self.acct.fills != self._fills_synced:
@@ -836,14 +838,14 @@ class Engine:
         events, self._outbox = self._outbox, []
         if self._state_changed or force_state:
             self._state_changed = False
-            # First: state.json (the first subscriber) is rewritten before any event of this
-            # commit is heard of, so every event describes what state.json already says.
+            # state.json is rewritten before any event of this commit is heard of, so every
+            # event describes what state.json already says.
+            self.mirror.write()
             events.insert(0, EngineStateChanged(self.run_state, self.position_state,
                                                 self._state_reason or self.halt_reason,
                                                 self.clock.now_ms()))
             self._state_reason = None
-        for event in events:
-            self.bus.publish(event)
+        self.bus.publish_all(events)
 
     def _state_document(self) -> dict | None:
         """What state.json mirrors (None until the store has been read); the store stays

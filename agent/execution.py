@@ -165,14 +165,18 @@ class Execution:
             self.held = 0
             self.transition(Trigger.ENTRY_FILLED)
             self.out.emit(PositionOpened(trade))
-            self.out.commit(durable=True)
             log.info("ENTERED trade %s: %.8g @ %.8g (reference %.8g), target %s, stop %s", trade.id,
                      trade.amount, trade.entry_price, trade.entry_reference, _fmt(trade.target_price),
                      _fmt(trade.stop_price))
+            # One fsync for the fill and what protects it: the exit orders (or the market sell
+            # of a close asked for meanwhile) are committed with it, durably, before they are
+            # sent, and the commit recording the venue's answer publishes it all. A crash
+            # before that commit is a crash before the fill was recorded: the entry order is
+            # looked up at start-up, as always.
             if self.flatten_reason is not None:
                 await self.flatten(self.flatten_reason, None)
-            else:
-                await self.protect()
+            elif not await self.protect():
+                self.out.commit(durable=True)
             return
         if p is not None:
             self.record_signal(p.signal, "SKIPPED", f"entry order {order.status}: {order.reason}")
@@ -235,15 +239,17 @@ class Execution:
             leg("tp", "limit", exit_reason_tp(bp.reward_r), trade.tp_price, None)
         return legs
 
-    async def protect(self) -> None:
-        """Rest the open trade's exits at the venue (none when the config enables no exit)."""
+    async def protect(self) -> bool:
+        """Rest the open trade's exits at the venue (none when the config enables no exit).
+        True when exits were sent: their rows were committed durably before, with everything
+        staged until then."""
         t = self.acct.trade
         if t is None:
-            return
+            return False
         legs = self.exit_legs(t)
         if not legs:
             log.warning("trade %s has no resting exit: the config enables none (time exit only)", t.id)
-            return
+            return False
         busy, self._reworking = self._reworking, True
         sold_before = self.acct.exited
         try:
@@ -260,6 +266,7 @@ class Execution:
                  ", ".join(f"{r.reason} {_fmt(r.limit_price or r.stop_price)}" for r in results))
         if not busy and self.acct.trade is not None and self.acct.exited > sold_before:
             await self.secure_remainder()            # an exit due at once sold only part
+        return True
 
     def exits_cover_position(self) -> bool:
         """Exits rest for exactly what is held, none of them partly filled."""

@@ -17,7 +17,13 @@ against the rest of that bar, not against the open it was placed at.
 
 The venue is the other party of every order: its state commits on its own, before it reports,
 so a crash of the agent between a fill and the agent recording it leaves the fill here to be
-looked up, as it would at an exchange.
+looked up, as it would at an exchange. Its commits are not fsynced (WAL, synchronous=NORMAL):
+they survive the process being killed at any instant, not a power cut or an OS crash, after
+which this simulated account may have lost its last changes while trades.db (whose orders and
+fills are fsynced) kept them. An order it lost reads as never received, as at an exchange;
+a lost fill leaves the account disagreeing with the ledger (exits refused for want of base
+stop the start-up). After a power cut a paper account is best started afresh. Paper money
+only: testnet and live trade through the exchange venue, which keeps no file here.
 """
 from __future__ import annotations
 
@@ -84,6 +90,7 @@ class PaperVenue:
         self._callback: UpdateCallback | None = None
         self._conn = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")    # see the module docstring
         self._conn.executescript(_SCHEMA)
         self._orders: dict[str, _Resting] = {}
         self._resting: list[str] = []          # client ids of open orders, in arrival order

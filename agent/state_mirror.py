@@ -1,5 +1,5 @@
-"""state.json, the human-readable mirror of the store, kept as the first subscriber of the
-engine's events: it is rewritten before any other subscriber hears of a state change, so what
+"""state.json, the human-readable mirror of the store. The engine rewrites it on every commit
+that changed a state, after the commit and before that commit's events are published, so what
 the window, the log and the alerts report is always what state.json already says."""
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.events import EngineStateChanged, Event
 from persistence.state_file import StateFileError, write_state
 
 log = logging.getLogger(__name__)
@@ -17,10 +16,6 @@ class StateMirror:
     def __init__(self, path: Path, document: Callable[[], dict | None]) -> None:
         self.path = path
         self._document = document
-
-    def on_event(self, event: Event) -> None:
-        if type(event) is EngineStateChanged:         # a final class; most events are not
-            self.write()
 
     def write(self) -> None:
         document = self._document()

@@ -462,7 +462,7 @@ class Store:
             raise StoreError(f"cannot open {self.path}: {exc.strerror or exc}") from exc
         self._peak: float | None = None
         self._max_dd = 0.0
-        self._snapshots: list[tuple[Any, ...]] = []   # rows waiting for the next commit
+        self._snapshots: list[SnapshotRecord] = []    # waiting for the next commit
         try:
             self._check_integrity()
             if not read_only:
@@ -590,12 +590,27 @@ class Store:
             raise StoreError(f"commit to {self.path} failed: {exc}") from exc
 
     def _write_snapshots(self) -> None:
-        """Write the snapshot rows held back by insert_snapshot, in order, in the open
-        transaction: one statement per commit instead of one per bar. They become durable with
-        exactly the commit they would have ridden along with anyway."""
-        if self._snapshots:
-            rows, self._snapshots = self._snapshots, []
-            self._conn.executemany(_SNAPSHOT_INSERT, rows)
+        """Write the snapshots held back by insert_snapshot, in order, in the open transaction,
+        with the running equity peak and max drawdown up to each: one statement per commit
+        instead of one per bar (a replay takes one per bar). They become durable with exactly
+        the commit they would have ridden along with anyway."""
+        if not self._snapshots:
+            return
+        snaps, self._snapshots = self._snapshots, []
+        peak, max_dd = self._peak, self._max_dd
+        rows = []
+        for snap in snaps:
+            equity = snap.equity
+            if peak is None or equity > peak:
+                peak = equity
+            if peak > 0:
+                drawdown = (peak - equity) / peak * 100.0
+                if drawdown > max_dd:
+                    max_dd = drawdown
+            rows.append((iso_from_ms(snap.ts), snap.balance, equity, snap.unrealized_pnl,
+                         snap.position_amount, snap.price, peak, max_dd))
+        self._conn.executemany(_SNAPSHOT_INSERT, rows)
+        self._peak, self._max_dd = peak, max_dd
 
     # --- orders -------------------------------------------------------------------------------
 
@@ -710,23 +725,20 @@ class Store:
         return [_decode_signal(r) for r in self._tail(_SIGNAL_SELECT, "id", limit)]
 
     def insert_snapshot(self, snap: SnapshotRecord) -> None:
-        """Append a balance snapshot to the open transaction; keeps the running equity peak and
-        max drawdown. The row is held in memory and written by the next commit() (or a read of
-        the table, whichever comes first); close() without commit drops it, as for any write."""
+        """Append a balance snapshot to the open transaction. The record is held in memory and
+        written by the next commit() (or a read of the table, whichever comes first), which
+        also folds it into the running equity peak and max drawdown; close() without commit
+        drops it, as for any write. Snapshots are values: the caller never changes one."""
         if self._closed or self.read_only:
             raise StoreError(f"insert_snapshot on {self.path} failed: the store is "
                              + ("closed" if self._closed else "read-only"))
-        values = (snap.balance, snap.equity, snap.unrealized_pnl, snap.position_amount)
-        if None in values:
+        if (snap.balance is None or snap.equity is None or snap.unrealized_pnl is None
+                or snap.position_amount is None):
             raise StoreError(f"snapshot at {snap.ts} rejected: NOT NULL constraint failed "
                              "(balance, equity, unrealized_pnl and position_amount are required)")
-        equity = snap.equity
-        peak = equity if self._peak is None or equity > self._peak else self._peak
-        max_dd = self._max_dd
-        if peak > 0:
-            max_dd = max(max_dd, (peak - equity) / peak * 100.0)
-        self._snapshots.append((iso_from_ms(snap.ts), *values, snap.price, peak, max_dd))
-        self._peak, self._max_dd = peak, max_dd
+        if type(snap.ts) is not int:                  # what iso_from_ms will accept, checked now
+            iso_from_ms(snap.ts)
+        self._snapshots.append(snap)
 
     @_sql_errors
     def last_snapshot(self) -> SnapshotRecord | None:
@@ -824,6 +836,7 @@ class Store:
         by exit time. A win has pnl > 0, a loss pnl <= 0 (so wins + losses = trades); sharpe is
         None below two trades or when every return is the same (to rounding). A handful of
         aggregate queries: cheap enough to call every second."""
+        self._write_snapshots()                       # the drawdown includes the latest ones
         day_start = now_ms - now_ms % _DAY_MS
         day, next_day = iso_from_ms(day_start)[:10], iso_from_ms(day_start + _DAY_MS)[:10]
         # Date-only bounds compare correctly against both ".mmmZ" and "Z" forms of a time.

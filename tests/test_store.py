@@ -446,6 +446,11 @@ def test_snapshot_without_equity_is_refused_at_once(store: Store) -> None:
         store.insert_snapshot(SnapshotRecord(T0, 100.0, None, 0.0, 0.0, None))  # type: ignore[arg-type]
 
 
+def test_snapshot_with_a_fractional_time_is_refused_at_once(store: Store) -> None:
+    with pytest.raises(StoreError, match="integer Unix ms"):
+        store.insert_snapshot(SnapshotRecord(T0 + 0.5, 100.0, 100.0, 0.0, 0.0, None))  # type: ignore[arg-type]
+
+
 def test_write_blocked_by_another_writer_reports_the_lock(db_path: Path) -> None:
     Store(db_path).close()
     other = sqlite3.connect(db_path, isolation_level=None)
