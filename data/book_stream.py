@@ -29,9 +29,8 @@ from collections.abc import Callable
 from typing import Any
 
 import ccxt
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from data.exchange_errors import redact
+from data.exchange_errors import keep_subscribed, redact
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +97,9 @@ class BookStream:
             self._task = None
 
     async def _run(self) -> None:
-        while not self._closed:
-            retrying = AsyncRetrying(
-                retry=retry_if_exception_type(Exception),
-                wait=wait_exponential_jitter(multiplier=self.backoff_s, max=self.backoff_max_s,
-                                             jitter=self.backoff_s / 2),
-                before_sleep=self._retry_log, reraise=True)
-            async for attempt in retrying:
-                with attempt:
-                    await self._session()
-
-    def _retry_log(self, state: RetryCallState) -> None:
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info("order book stream of %s: resubscribing in %.2f s (attempt %d)", self.symbol, wait,
-                 state.attempt_number)
+        await keep_subscribed(self._session, closed=lambda: self._closed, backoff_s=self.backoff_s,
+                              backoff_max_s=self.backoff_max_s,
+                              what=f"order book stream of {self.symbol}", logger=log)
 
     async def _session(self) -> None:
         """Watch until the stream fails (raises), resynchronising after sequence gaps; return

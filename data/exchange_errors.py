@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import ccxt
-from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
-                      stop_after_delay)
+from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, retry_if_exception_type,
+                      stop_after_attempt, stop_after_delay, wait_exponential_jitter)
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +150,23 @@ async def submit(fn: Callable[[], Awaitable[T]], *, what: str, policy: RetryPoli
         if is_ambiguous_submit(exc):
             raise SubmitAmbiguous(f"{what}: {type(exc).__name__}: {redact(str(exc))[:300]}") from exc
         raise
+
+
+async def keep_subscribed(session: Callable[[], Awaitable[None]], *, closed: Callable[[], bool],
+                          backoff_s: float, backoff_max_s: float, what: str,
+                          logger: logging.Logger = log) -> None:
+    """Run a stream's `session` again and again until `closed()`: exponential backoff with
+    jitter between failed sessions; a session that ends without an error starts a fresh
+    backoff. `what` names the stream in the log ("user data stream")."""
+    def before_sleep(state: RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        logger.info("%s: resubscribing in %.2f s (attempt %d)", what, wait, state.attempt_number)
+
+    while not closed():
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential_jitter(multiplier=backoff_s, max=backoff_max_s, jitter=backoff_s / 2),
+            before_sleep=before_sleep, reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                await session()

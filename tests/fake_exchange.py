@@ -74,6 +74,20 @@ def random_walk(start_ts: int, step_ms: int, count: int, seed: int = 1, price: f
     return bars
 
 
+
+class EngineClock:
+    """The engine's clock on a VirtualClock: the virtual time, not the bars'."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    def observe(self, ts_ms: int) -> None:
+        return None
+
+
 class FakeExchange:
     """A market of scripted candles on `step_ms` (the exchange timeframe `tf`)."""
 

@@ -11,21 +11,10 @@ from data import market as mk
 from data.sample import generate_sample
 
 from .conftest import ACTIVE, make_config
-from .fake_exchange import FakeExchange, VirtualClock
+from .fake_exchange import EngineClock, FakeExchange, VirtualClock
 
 M15 = 900_000
 SIGNAL_BAR = 3985          # a signal with Fibonacci levels in the synthetic sample (ACTIVE config)
-
-
-class EngineClock:
-    def __init__(self, clock: VirtualClock) -> None:
-        self.clock = clock
-
-    def now_ms(self) -> int:
-        return self.clock.now_ms()
-
-    def observe(self, ts_ms: int) -> None:
-        return None
 
 
 def _signal_after_warm_up(cfg, bars, index):

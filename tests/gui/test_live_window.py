@@ -7,22 +7,11 @@ import pytest
 from agent.session import live_paper_session
 from data.sample import generate_sample
 from tests.conftest import ACTIVE, make_config
-from tests.fake_exchange import FakeExchange, VirtualClock
+from tests.fake_exchange import EngineClock, FakeExchange, VirtualClock
 from window_helpers import until
 
 pytestmark = pytest.mark.gui
 START_BAR = 3985
-
-
-class EngineClock:
-    def __init__(self, clock: VirtualClock) -> None:
-        self.clock = clock
-
-    def now_ms(self) -> int:
-        return self.clock.now_ms()
-
-    def observe(self, ts_ms: int) -> None:
-        return None
 
 
 @pytest.fixture
