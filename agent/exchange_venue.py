@@ -44,13 +44,12 @@ from dataclasses import replace
 from typing import Any
 
 import ccxt
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from agent.venue import (BookQuote, MarketRules, OrderOutcomeUnknown, OrderRejected, OrderUpdate,
-                         UpdateCallback, walk_asks)
+                         UpdateCallback, walk_book)
 from data.book_stream import BookStream
 from data.exchange import ExchangeClient
-from data.exchange_errors import ErrorClass, SubmitAmbiguous, classify, redact
+from data.exchange_errors import ErrorClass, SubmitAmbiguous, classify, keep_subscribed, redact
 from data.market_rules import PairRules
 from monitoring.redaction import redact as redact_secrets
 from persistence.records import OrderRecord
@@ -173,7 +172,7 @@ class ExchangeVenue:
         book = self.book_stream.book() if self.book_stream is not None else None
         if book is None:
             return None
-        quote = walk_asks(book.get("asks") or [], amount)
+        quote = walk_book(book.get("asks") or [], amount)
         if quote is None or quote.fillable + 1e-12 < amount:
             return None
         return quote
@@ -227,7 +226,7 @@ class ExchangeVenue:
                 book = await self._fresh_book(limit)
             except ccxt.BaseError as exc:
                 raise OrderOutcomeUnknown(f"order book of {self.symbol} unavailable: {type(exc).__name__}") from exc
-            quote = walk_asks(book.get("asks") or [], amount)
+            quote = walk_book(book.get("asks") or [], amount)
             if quote is None:
                 raise OrderOutcomeUnknown(f"order book of {self.symbol} has no asks")
             if quote.fillable + 1e-12 >= amount or len(book.get("asks") or []) < limit:
@@ -472,19 +471,9 @@ class ExchangeVenue:
     async def _stream_loop(self) -> None:
         """Keep the stream subscribed: exponential backoff with jitter between failed sessions,
         a fresh backoff after a session that was healthy for stream_reset_after_s."""
-        while not self._closed:
-            retrying = AsyncRetrying(
-                retry=retry_if_exception_type(Exception),
-                wait=wait_exponential_jitter(multiplier=self.stream_backoff_s, max=self.stream_backoff_max_s,
-                                             jitter=self.stream_backoff_s / 2),
-                before_sleep=self._stream_retry_log, reraise=True)
-            async for attempt in retrying:
-                with attempt:
-                    await self._stream_session()
-
-    def _stream_retry_log(self, state: RetryCallState) -> None:
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info("user data stream: resubscribing in %.2f s (attempt %d)", wait, state.attempt_number)
+        await keep_subscribed(self._stream_session, closed=lambda: self._closed,
+                              backoff_s=self.stream_backoff_s, backoff_max_s=self.stream_backoff_max_s,
+                              what="user data stream", logger=log)
 
     def _stream_subscribed(self) -> bool:
         """False when the connection or its subscription is gone without the pending watch being

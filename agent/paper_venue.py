@@ -3,7 +3,11 @@ market feed, durable in its own SQLite file so a restarted paper account resumes
 
 Fill model (deterministic, documented in the README):
 - a market buy fills at the latest live price x (1 + slippage), a market sell x (1 - slippage);
-  with no live price yet (just after a start) it waits for the first one, never an old price;
+  with no live price yet (just after a start) it waits for the first one, never an old price.
+  On live prices with the exchange's streamed order book (book_stream, set by the live paper
+  session) a market order walks the book for its size instead: the average price of the asks
+  (a buy) or bids (a sell) it takes, as at the exchange; when the book is not healthy or too
+  thin, the slippage model, said in the log. A replay has no book: the backtest's model;
 - a resting limit sell fills at its limit price once price reaches it;
 - a resting stop sell fills at its stop price minus slippage once price touches it, or at the
   price that jumped through it (a bar's open gapping below it) minus slippage;
@@ -32,8 +36,9 @@ import logging
 import sqlite3
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from agent.venue import MarketRules, OrderRejected, OrderUpdate, UpdateCallback
+from agent.venue import MarketRules, OrderRejected, OrderUpdate, UpdateCallback, walk_book
 from data.market import BarClosed, BarOpened, MarketEvent, PriceUpdate
 from persistence.records import OrderRecord
 
@@ -88,6 +93,7 @@ class PaperVenue:
         self.rules = rules
         self.base, self.quote = base, quote
         self._callback: UpdateCallback | None = None
+        self.book_stream: Any = None           # live paper: a data.book_stream.BookStream (see above)
         self._conn = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")    # see the module docstring
@@ -139,7 +145,8 @@ class PaperVenue:
     async def place(self, order: OrderRecord) -> OrderRecord:
         self._accept(order)
         if order.type == "market" and self._price is not None:
-            self._fill(order.client_order_id, self._market_price(order.side, self._price))  # saves
+            price = self._market_price(order.side, self._price, order.amount)
+            self._fill(order.client_order_id, price)  # saves
         elif order.type == "market":
             self._save(order)
             log.warning("paper venue: market %s of %.8g waits for the first live price",
@@ -226,7 +233,7 @@ class PaperVenue:
                 continue
             o = item.order
             if o.type == "market":
-                self._fill(cid, self._market_price(o.side, price))
+                self._fill(cid, self._market_price(o.side, price, o.amount))
             elif o.type == "stop" and o.stop_price is not None and price <= o.stop_price:
                 # A jump through the stop (a gap at the open, or a tick below it) fills at the
                 # price that jumped, minus slippage: the stop became a market order there.
@@ -253,7 +260,7 @@ class PaperVenue:
         for cid in list(self._resting):
             o = self._orders[cid].order
             if o.type == "market" and o.status == "open":
-                self._fill(cid, self._market_price(o.side, self._price))
+                self._fill(cid, self._market_price(o.side, self._price, o.amount))
 
     # ----- internals --------------------------------------------------------------------------
     def _accept(self, order: OrderRecord) -> None:
@@ -288,7 +295,19 @@ class PaperVenue:
                 locked[key] = max(locked.get(key, 0.0), o.amount)
         return self._balances.get(self.base, 0.0) - sum(locked.values())
 
-    def _market_price(self, side: str, price: float) -> float:
+    def _market_price(self, side: str, price: float, amount: float) -> float:
+        stream = self.book_stream
+        if stream is not None:
+            book = stream.book()
+            if book is not None:
+                quote = walk_book(book.get("asks" if side == "buy" else "bids") or [], amount)
+                if quote is not None and quote.fillable + 1e-12 >= amount:
+                    return quote.average_price
+                why = "the streamed order book does not hold the size"
+            else:
+                why = f"no usable order book: {stream.why_not()}"
+            log.warning("paper venue: market %s of %.8g filled at the last price %s %g bp slippage (%s)",
+                        side, amount, "+" if side == "buy" else "-", self.slippage * 10_000, why)
         return price * (1 + self.slippage) if side == "buy" else price * (1 - self.slippage)
 
     def _fill(self, cid: str, price: float, reason: str | None = None) -> None:

@@ -16,6 +16,7 @@ from agent.engine import Engine, MarketSource
 from agent.paper_venue import PaperVenue
 from agent.strategy import StrategyParams
 from data import market as mk
+from data.book_stream import BookStream
 from data.candle_cache import CANDLE_CACHE_FILE, CandleCache
 from data.feed_health import FeedClock
 from data.live_feed import LiveFeed
@@ -38,9 +39,10 @@ class PaperRoutedSource:
     """Market events from a feed, shown to the paper venue first: its resting orders fill on a
     price before the engine sees that price, as they would at an exchange."""
 
-    def __init__(self, feed: Feed, venue: PaperVenue) -> None:
+    def __init__(self, feed: Feed, venue: PaperVenue, book: BookStream | None = None) -> None:
         self.feed = feed
         self.venue = venue
+        self.book = book                          # live: the order book market orders walk
         self._direct = isinstance(feed, ReplayFeed)
         if self._direct:                          # shows the venue each event itself: one layer less
             feed.observer = venue.on_market
@@ -51,11 +53,18 @@ class PaperRoutedSource:
         return self._routed(resume_after_ts)
 
     async def _routed(self, resume_after_ts: int | None) -> AsyncIterator[mk.MarketEvent]:
+        if self.book is not None:
+            self.venue.book_stream = self.book
+            self.book.start()
         async for event in self.feed.stream(resume_after_ts):
             self.venue.on_market(event)
             yield event
 
     async def close(self) -> None:
+        if self.book is not None:
+            if self.venue.book_stream is self.book:
+                self.venue.book_stream = None
+            await self.book.close()
         await _close_feed(self.feed)
 
 
@@ -121,6 +130,16 @@ def live_feed(config: AgentConfig, data_dir: Path, exchange: Any, *,
                     clock=clock, balance=balance, **options)
 
 
+def book_stream(exchange: Any, symbol: str) -> BookStream | None:
+    """The streamed order book paper market orders walk on live prices (None: the exchange
+    streams none, and they fill at the last price with the slippage model, said once here)."""
+    if not (getattr(exchange, "has", {}) or {}).get("watchOrderBook"):
+        log.info("%s: the exchange streams no order book: paper market orders fill at the last "
+                 "price with the configured slippage", symbol)
+        return None
+    return BookStream(exchange, symbol)
+
+
 def live_paper_session(config: AgentConfig, data_dir: Path, exchange: Any, *,
                        feed_clock: FeedClock | None = None, engine_clock: Clock | None = None,
                        **feed_options: Any) -> Engine:
@@ -134,7 +153,8 @@ def live_paper_session(config: AgentConfig, data_dir: Path, exchange: Any, *,
 
     def make_source(cfg: AgentConfig) -> PaperRoutedSource:
         return PaperRoutedSource(live_feed(cfg, data_dir, exchange, clock=feed_clock,
-                                           balance=venue.balances, **feed_options), venue)
+                                           balance=venue.balances, **feed_options), venue,
+                                 book_stream(exchange, cfg.exchange.trading_pair))
 
     try:
         source = make_source(config)

@@ -82,8 +82,9 @@ class BookQuote:
         return None
 
 
-def walk_asks(asks: list, amount: float) -> BookQuote | None:
-    """A BookQuote from ask levels [[price, qty], ...] best first (None: the book is empty)."""
+def walk_book(asks: list, amount: float) -> BookQuote | None:
+    """A BookQuote for taking `amount` from one side's levels [[price, qty], ...], best first:
+    the asks for a buy, the bids for a sell (`best_ask` is then the best bid). None: empty."""
     levels = [(float(p), float(q)) for p, q, *_ in asks if p is not None and q is not None and float(q) > 0]
     if not levels:
         return None

@@ -145,7 +145,7 @@ class BookStream:
         was = self._synced
         self._synced = False
         if was and not self._closed:
-            log.log(level, "order book stream of %s lost (%s): entries read the book over REST until it is back",
+            log.log(level, "order book stream of %s lost (%s): its book is not used until it is back",
                     self.symbol, why)
 
     def _cut(self, why: str) -> None:

@@ -105,3 +105,45 @@ async def test_a_restarted_paper_account_resumes_exactly_and_never_fills_at_an_o
     sold = await again.lookup("sell")
     assert (sold.status, sold.fill_price, sold.updated_ts) == ("filled", 97.0, TF)
     again.close_now()
+
+
+class Book:
+    """A streamed order book as BookStream shows it: book() is None while it is not healthy."""
+
+    def __init__(self, asks=None, bids=None, why="not synchronised") -> None:
+        self.levels = None if asks is None else {"asks": asks, "bids": bids or []}
+        self.why = why
+
+    def book(self):
+        return self.levels
+
+    def why_not(self) -> str:
+        return self.why
+
+
+async def test_on_live_prices_a_market_order_walks_the_streamed_book_for_its_size():
+    v = venue(slippage_bp=5.0)
+    v.book_stream = Book(asks=[[100.0, 0.5], [101.0, 0.5], [103.0, 5.0]],
+                         bids=[[99.0, 0.25], [98.0, 5.0]])
+    v.on_market(BarOpened(0, 99.5))
+    bought = await v.place(order("buy", "buy", "market", 1.0, purpose="entry"))
+    assert bought.fill_price == pytest.approx(100.5)           # half at 100, half at 101
+    assert bought.fee == pytest.approx(100.5 * 1.0 * 0.001)
+    sold = await v.place(order("sell", "sell", "market", 1.0))
+    assert sold.fill_price == pytest.approx(0.25 * 99.0 + 0.75 * 98.0)
+
+
+async def test_without_a_healthy_book_or_with_one_too_thin_the_slippage_model_fills_and_says_so(caplog):
+    v = venue(slippage_bp=10.0)
+    v.book_stream = Book(why="no update for 3.00 s (more than 1 s)")
+    v.on_market(BarOpened(0, 100.0))
+    with caplog.at_level("WARNING", logger="agent.paper_venue"):
+        bought = await v.place(order("buy", "buy", "market", 1.0, purpose="entry"))
+    assert bought.fill_price == pytest.approx(100.0 * 1.001)
+    assert "no usable order book: no update for 3.00 s" in caplog.text
+    v.book_stream = Book(asks=[[100.0, 0.1]], bids=[[99.0, 0.1]])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="agent.paper_venue"):
+        sold = await v.place(order("sell", "sell", "market", 1.0))
+    assert sold.fill_price == pytest.approx(100.0 * 0.999)
+    assert "does not hold the size" in caplog.text

@@ -77,3 +77,38 @@ async def test_a_live_market_session_warms_up_goes_live_and_closes_its_connectio
     klines = market.count("GET", "klines")
     assert klines >= 4, "the warm-up is paginated (3,096 bars at 1,000 a page)"
     assert engine.status().mode == mode
+
+
+async def test_paper_on_live_prices_fills_a_market_order_by_walking_the_streamed_book(market, tmp_path):
+    from agent.venue import walk_book
+    from persistence.records import OrderRecord
+
+    config = make_config(exchange={"paper_trading": True, "testnet": True})
+    market.book_churn = True                      # a busy market: the book changes every 100 ms
+    engine = market_session(config, tmp_path, "paper", api_key=None, secret=None, exchange_url=market.url)
+    await engine.start()
+
+    async def trade_prints():                      # Binance pushes the forming kline every ~2 s
+        while True:
+            market.set_price(30_100.0)
+            await asyncio.sleep(0.2)
+
+    prints = asyncio.create_task(trade_prints())
+    try:
+        stream = engine.source.book
+        assert await _until(lambda: engine.status().feed_state.startswith("live")
+                            and stream.book() is not None, 30), (engine.status().feed_state, stream.why_not())
+        amount = float(market.level_qty) * 2.5    # takes three levels of asks
+        depth = await engine.source.feed.exchange.fetch_order_book("BTC/USDT", 100)
+        expected = walk_book(depth["asks"], amount)
+        depth_reads = market.count("GET", "depth")
+        filled = await engine.venue.place(OrderRecord(
+            client_order_id="walk-1", trade_id=None, side="buy", type="market", amount=amount,
+            created_ts=0, purpose="entry"))
+        assert market.count("GET", "depth") == depth_reads, "the fill read no book over REST"
+    finally:
+        prints.cancel()
+        await engine.stop()
+    assert filled.status == "filled"
+    assert filled.fill_price == pytest.approx(expected.average_price)
+    assert filled.fill_price > depth["asks"][0][0], "the size took more than the best ask"
