@@ -16,14 +16,14 @@ from agent.engine import Engine, MarketSource
 from agent.paper_venue import PaperVenue
 from agent.strategy import StrategyParams
 from data import market as mk
-from data.book_stream import BookStream
 from data.candle_cache import CANDLE_CACHE_FILE, CandleCache
 from data.feed_health import FeedClock
 from data.live_feed import LiveFeed
 from data.replay_feed import ReplayData, ReplayFeed, load_replay
 from persistence.paths import DataDir
 
-if TYPE_CHECKING:     # ccxt is imported only by sessions that trade at an exchange
+if TYPE_CHECKING:     # ccxt is imported only by live sessions
+    from data.book_stream import BookStream
     from data.exchange import ExchangeClient
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ def book_stream(exchange: Any, symbol: str) -> BookStream | None:
         log.info("%s: the exchange streams no order book: paper market orders fill at the last "
                  "price with the configured slippage", symbol)
         return None
+    from data.book_stream import BookStream      # imports ccxt: a replay never does
     return BookStream(exchange, symbol)
 
 
