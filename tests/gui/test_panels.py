@@ -646,3 +646,16 @@ def test_equity_curve_steps_at_each_exit_and_its_drawdown_is_measured():
     assert curve.max_drawdown_percent == pytest.approx(150 / 1100 * 100)
     days, pnl = daily_pnl(trades)
     assert list(pnl) == [-50.0, 20.0] and len(days) == 2
+
+
+def test_a_long_performance_summary_wraps_instead_of_widening_the_window(qtbot):
+    from ui.panels.performance import PerformancePanel
+
+    panel = PerformancePanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    QApplication.processEvents()
+    narrow = panel.minimumSizeHint().width()
+    panel.summary.setText("Realised equity 10,041.93 USDT (+41.93 USDT, +0.42%) · " * 8)
+    QApplication.processEvents()
+    assert panel.minimumSizeHint().width() <= narrow + 50, "the summary line set the window's width"

@@ -83,6 +83,7 @@ class PerformancePanel(QWidget):
         self.summary = QLabel("No closed trades yet")
         self.summary.setObjectName("performanceSummary")
         self.summary.setStyleSheet(f"color: {theme.TEXT_SECONDARY};")
+        self.summary.setWordWrap(True)           # a long summary must not widen the window
         self.equity_widget = _plot(self)
         self.daily_widget = _plot(self)
         self.daily_widget.setXLink(self.equity_widget)
