@@ -47,7 +47,7 @@ import ccxt
 
 from agent.venue import (BookQuote, MarketRules, OrderOutcomeUnknown, OrderRejected, OrderUpdate,
                          UpdateCallback, walk_book)
-from data.book_stream import BookStream
+from data.book_stream import MAX_AGE_S, BookStream
 from data.exchange import ExchangeClient
 from data.exchange_errors import ErrorClass, SubmitAmbiguous, classify, keep_subscribed, redact
 from data.market_rules import PairRules
@@ -68,8 +68,7 @@ def behind(new: OrderRecord, known: OrderRecord) -> bool:
     return known.status in FINAL and new.status not in FINAL
 
 
-BOOK_MAX_AGE_S = 1.0          # a streamed or prefetched order book older than this is not used
-BOOK_LEVELS = 100             # levels of the streamed book's snapshot (weight 1 on Binance)
+BOOK_MAX_AGE_S = MAX_AGE_S    # a streamed or prefetched order book older than this is not used
 
 
 def _quiet(task: asyncio.Task) -> None:
@@ -159,8 +158,7 @@ class ExchangeVenue:
                          "over REST", self.symbol)
                 self.book_stream_enabled = False
                 return
-            self.book_stream = BookStream(self.client.ex, self.symbol, limit=BOOK_LEVELS,
-                                          max_age_s=BOOK_MAX_AGE_S)
+            self.book_stream = BookStream(self.client.ex, self.symbol)
         try:
             self.book_stream.start()
         except RuntimeError:                          # no running loop yet: started at the next use

@@ -394,25 +394,14 @@ class Execution:
         if t is None or t.id != order.trade_id:
             self.out.commit()                        # a repeat: the trade is already closed
             return
+        exit_ts = order.updated_ts if order.updated_ts is not None else self.now_ms()
+        reason = order.reason or "EXIT"
         if self.acct.exited or prior.filled_amount:  # the last of partial exits
             self._sell(order, prior)
-            self._finish_trade(t, order.updated_ts if order.updated_ts is not None else self.now_ms(),
-                               order.reason or "EXIT", order.expected_price)
+            self._finish_trade(t, exit_ts, reason, order.expected_price)
             return
-        reason = order.reason or "EXIT"
-        reference = order.expected_price
-        t.status = "closed"
-        t.exit_ts = order.updated_ts if order.updated_ts is not None else self.now_ms()
-        if t.exit_ts < t.entry_ts:
-            raise TradeInvariantBroken(f"trade {t.id}: exit at {t.exit_ts} before entry at {t.entry_ts}")
-        t.exit_price = order.fill_price
-        t.exit_reference = reference
-        t.exit_fee = order.fee
-        t.exit_reason = reason
-        t.bars_held = self.held if self.held is not None else t.bars_held
-        t.pnl = (order.fill_price - t.entry_price) * t.amount - t.entry_fee - order.fee
-        t.pnl_percent = t.pnl / (t.entry_price * t.amount) * 100
-        self.store.update_trade(t)
+        self._record_exit(t, exit_ts, reason, order.expected_price, order.fill_price, order.fee,
+                          (order.fill_price - t.entry_price) * t.amount - t.entry_fee - order.fee)
         self.acct.close(order)
         self._closed(t)
 
@@ -420,23 +409,29 @@ class Execution:
         """Close a trade sold in several fills: the weighted exit price, every exit fee, and the
         pnl as the fills' proceeds less all fees less what the entry cost."""
         a = self.acct
-        if exit_ts < t.entry_ts:
-            raise TradeInvariantBroken(f"trade {t.id}: exit at {exit_ts} before entry at {t.entry_ts}")
-        t.status = "closed"
-        t.exit_ts = exit_ts
-        t.exit_price = a.exit_quote / a.exited if a.exited else None
-        t.exit_reference = reference
-        t.exit_fee = a.exit_fees
-        t.exit_reason = reason
-        t.bars_held = self.held if self.held is not None else t.bars_held
-        t.pnl = a.exit_quote - a.exit_fees - t.amount * t.entry_price - t.entry_fee
-        t.pnl_percent = t.pnl / (t.entry_price * t.amount) * 100
-        self.store.update_trade(t)
+        self._record_exit(t, exit_ts, reason, reference, a.exit_quote / a.exited if a.exited else None,
+                          a.exit_fees, a.exit_quote - a.exit_fees - t.amount * t.entry_price - t.entry_fee)
         log.info("trade %s sold in parts: %.8g of %.8g @ %.8g on average, exit fees %.8g", t.id, a.exited,
                  t.amount, t.exit_price or 0.0, a.exit_fees)
         a.finish()
         self._partial_reason = None
         self._closed(t)
+
+    def _record_exit(self, t: TradeRecord, exit_ts: int, reason: str, reference: float | None,
+                     price: float | None, fee: float, pnl: float) -> None:
+        """The trade row closed, checked first: an exit is never before its entry."""
+        if exit_ts < t.entry_ts:
+            raise TradeInvariantBroken(f"trade {t.id}: exit at {exit_ts} before entry at {t.entry_ts}")
+        t.status = "closed"
+        t.exit_ts = exit_ts
+        t.exit_price = price
+        t.exit_reference = reference
+        t.exit_fee = fee
+        t.exit_reason = reason
+        t.bars_held = self.held if self.held is not None else t.bars_held
+        t.pnl = pnl
+        t.pnl_percent = pnl / (t.entry_price * t.amount) * 100
+        self.store.update_trade(t)
 
     def _closed(self, t: TradeRecord) -> None:
         reason = t.exit_reason

@@ -35,8 +35,13 @@ from data.exchange_errors import keep_subscribed, redact
 log = logging.getLogger(__name__)
 
 
+MAX_AGE_S = 1.0          # a book with no update for longer is not used (also a REST read's life)
+SNAPSHOT_LEVELS = 100    # levels of the REST snapshot the stream starts from (weight 1 on Binance)
+
+
 class BookStream:
-    def __init__(self, exchange: Any, symbol: str, *, limit: int = 100, max_age_s: float = 1.0,
+    def __init__(self, exchange: Any, symbol: str, *, limit: int = SNAPSHOT_LEVELS,
+                 max_age_s: float = MAX_AGE_S,
                  backoff_s: float = 0.5, backoff_max_s: float = 30.0, reset_after_s: float = 60.0,
                  stall_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ex = exchange

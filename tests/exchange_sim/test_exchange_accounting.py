@@ -17,8 +17,8 @@ from decimal import ROUND_DOWN, Decimal
 
 from agent.risk_manager import DayState
 from tests.exchange_sim.test_reconcile import (BARS, ENTRY, FIRST_SIGNAL, _all_orders, entry_orders, kill,
-                                               new_engine, oco_legs_open, position_with_exits, run_to_end,
-                                               until)
+                                               new_engine, oco_legs_open, open_position, position_with_exits,
+                                               run_to_end, until)
 
 STEP = Decimal("0.00001")
 
@@ -41,15 +41,6 @@ def assert_pnl_is_the_fills(t, sim) -> None:
     assert abs(t.exit_price - proceeds / sold) < 1e-6, "the fills' weighted price"
     assert abs(t.exit_fee - fees) < 1e-8, "every exit fee"
     assert abs(t.pnl - (proceeds - fees - t.amount * t.entry_price - t.entry_fee)) < 1e-6
-
-
-async def open_position(sim, tmp_path):
-    engine, market = new_engine(sim, tmp_path, FIRST_SIGNAL - 10, hold_after_open=ENTRY)
-    await engine.start()
-    await until(lambda: len(oco_legs_open(sim)) == 2, "the exits resting at the exchange")
-    await until(lambda: sum(o.status == "open" for o in _all_orders(engine) if o.purpose == "exit") == 2,
-                "the exits stored as open")
-    return engine, market
 
 
 def part_fill_target(sim, ts: int):

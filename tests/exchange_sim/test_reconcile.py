@@ -139,13 +139,19 @@ async def run_to_end(engine, timeout: float = 45.0) -> None:
     await asyncio.wait_for(engine.wait_finished(), timeout)
 
 
-async def position_with_exits(sim, tmp_path):
-    """Run until the position is open with its OCO resting, then kill; returns nothing is pending."""
+async def open_position(sim, tmp_path):
+    """A running engine whose position is open with its OCO resting, stored as open."""
     engine, market = new_engine(sim, tmp_path, FIRST_SIGNAL - 10, hold_after_open=ENTRY)
     await engine.start()
     await until(lambda: len(oco_legs_open(sim)) == 2, "the exits resting at the exchange")
     await until(lambda: sum(o.status == "open" for o in _all_orders(engine) if o.purpose == "exit") == 2,
                 "the exits stored as open")
+    return engine, market
+
+
+async def position_with_exits(sim, tmp_path):
+    """Run until the position is open with its OCO resting, then kill; returns nothing is pending."""
+    engine, _ = await open_position(sim, tmp_path)
     await kill(engine)
 
 
