@@ -216,10 +216,7 @@ class Execution:
     def exit_legs(self, trade: TradeRecord) -> list[OrderRecord]:
         """Stop, then Fibonacci target, then take-profit: the backtest's order on one bar."""
         bp = self.config.backtest_params
-        attempt = 1                                  # a group is new when none of its legs exists
-        while any(self.store.get_order(f"ta-G{trade.id}-{attempt}-{leg}") for leg in ("stop", "fib", "tp")):
-            attempt += 1
-        group = f"ta-G{trade.id}-{attempt}"
+        group = self.orders.new_client_order_id(f"G{trade.id}", legs=("stop", "fib", "tp"))
         left = trade.amount - self.acct.exited       # what partial exits have not sold yet
         now = self.now_ms()
         legs: list[OrderRecord] = []

@@ -46,10 +46,12 @@ class OrderManager:
         self._on_unresolved = on_unresolved
         self._lookups: set[asyncio.Task] = set()
 
-    def new_client_order_id(self, key: str) -> str:
-        """`ta-<key>-<attempt>`: deterministic, unique in the store, short enough for any venue."""
+    def new_client_order_id(self, key: str, legs: tuple[str, ...] = ()) -> str:
+        """`ta-<key>-<attempt>`: deterministic, unique in the store, short enough for any venue.
+        With `legs`, the id of a group whose orders are `<id>-<leg>`: new when none of them exists."""
         attempt = 1
-        while self.store.get_order(f"ta-{key}-{attempt}") is not None:
+        while any(self.store.get_order(f"ta-{key}-{attempt}{suffix}") is not None
+                  for suffix in ([f"-{leg}" for leg in legs] or [""])):
             attempt += 1
         return f"ta-{key}-{attempt}"
 

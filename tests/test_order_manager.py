@@ -83,3 +83,15 @@ async def test_an_order_the_venue_never_confirms_stops_trading_and_stays_unknown
     assert manager.reports == [] and "ta-E1-1" in manager.unresolved[0]
     assert venue.sent == ["ta-E1-1"]
     assert store.get_order("ta-E1-1").status == "unknown", "kept for the start-up lookup"
+
+
+def test_client_ids_never_repeat_a_stored_order_nor_a_stored_group_leg(manager_for):
+    manager, store = manager_for(AmbiguousVenue(late=0))
+    assert manager.new_client_order_id("E1") == "ta-E1-1"
+    store.insert_order(entry())
+    assert manager.new_client_order_id("E1") == "ta-E1-2"
+    legs = ("stop", "fib", "tp")
+    assert manager.new_client_order_id("G1", legs=legs) == "ta-G1-1"
+    store.insert_order(replace(entry(), client_order_id="ta-G1-1-fib", side="sell", type="limit",
+                               limit_price=110.0, group_id="ta-G1-1"))
+    assert manager.new_client_order_id("G1", legs=legs) == "ta-G1-2", "one leg stored: the group is taken"
