@@ -7,7 +7,9 @@
 - RemoteControl answers commands from the configured chat: /status /balance /trades /pause
   /resume /stop (emergency stop, only after `/stop confirm` within CONFIRM_WINDOW_S;
   /emergency_stop is the same) /help.
-- KPI warnings: after every entry, exit and skipped signal, and on each feed health report,
+- KPI warnings: after every entry, exit and skipped signal, and on a feed health report with a
+  new failed check, and every KPI_RECHECK_CHECKS checks (not at every 30 s check: each scans
+  the ledger),
   the PRD's KPIs over the last 24 hours (monitoring/kpis.py; uptime by whole UTC days) are
   checked; a KPI that crosses its threshold is logged and alerted as a WARNING once, re-armed
   when it is back within.
@@ -33,6 +35,7 @@ from monitoring.telegram import Command
 log = logging.getLogger(__name__)
 
 CONFIRM_WINDOW_S = 60.0
+KPI_RECHECK_CHECKS = 20        # health checks (~10 min) between KPI checks while none fails
 FEED_CHECK_S = 5.0
 DAY_MS = 86_400_000
 
@@ -53,6 +56,7 @@ class AlertBridge:
         self.quote = engine.config.exchange.quote_currency
         self.base = engine.config.exchange.base_currency
         self._kpi_breached: set[str] = set()
+        self._down_checks = -1          # the feed's failed health checks at the last KPI check
 
     async def start(self) -> None:
         self._unsubscribe = self.engine.bus.subscribe(self.on_event)
@@ -70,9 +74,13 @@ class AlertBridge:
 
     # ----- events ------------------------------------------------------------------------------
     def on_event(self, event) -> None:
-        if isinstance(event, (PositionOpened, PositionClosed, FeedStatus)) or (
+        if isinstance(event, (PositionOpened, PositionClosed)) or (
                 isinstance(event, SignalSeen) and event.signal.action == "SKIPPED"):
             self.check_kpis()
+        elif isinstance(event, FeedStatus) and (event.checks - event.checks_up != self._down_checks
+                                                or event.checks % KPI_RECHECK_CHECKS == 0):
+            self._down_checks = event.checks - event.checks_up    # a failed check: uptime fell
+            self.check_kpis()                                     # (and now and then: re-armed)
         if isinstance(event, EngineStateChanged):
             self._state(event)
         elif isinstance(event, PositionOpened):

@@ -237,3 +237,30 @@ async def test_a_crossed_kpi_threshold_is_one_warning_and_in_the_daily_summary(t
     assert "WARNING: below 99%" in summary.text
     await alerts.stop()
     await engine.stop()
+
+
+async def test_a_health_report_with_a_new_failed_check_warns_once_of_a_low_uptime(tmp_path, sample_csv):
+    from agent.session import replay_session
+    from data.market import FeedStatus
+
+    engine = replay_session(make_config(**ACTIVE), tmp_path, sample_csv, None)
+    rec = Recorder()
+    alerts = AlertService([rec], mode="paper", dedup_window_s=0)
+    bridge = AlertBridge(engine, alerts)
+    await alerts.start()
+    now = 1_754_051_400_000
+
+    def report(checks: int, up: int) -> FeedStatus:
+        return FeedStatus(ts=now, state="ok", transport="websocket", data_whole=True,
+                          checks=checks, checks_up=up)
+
+    engine.store.add_link_checks(now, 100, 97)            # what the engine counted
+    engine.store.commit()
+    bridge.on_event(report(100, 97))
+    bridge.on_event(report(100, 97))                      # nothing new: no second warning
+    await _settle(lambda: len(rec.texts) >= 1)
+    await asyncio.sleep(0.1)
+    assert len(rec.texts) == 1 and "KPI: connection uptime below 99%" in rec.texts[0]
+    assert "97.0% of 100 health checks (3 with the link down)" in rec.texts[0]
+    await alerts.stop()
+    await engine.stop()
