@@ -211,7 +211,8 @@ def _signal(ts: int, action: str, reason: str) -> SignalRecord:
                         fib_swing_high=None, fib_levels=None, target_price=None, action=action, reason=reason)
 
 
-async def test_a_crossed_kpi_threshold_is_one_warning_and_in_the_daily_summary(tmp_path, sample_csv):
+async def _bridged(tmp_path, sample_csv):
+    """A replay engine (not started) and its alert bridge, alerts recorded."""
     from agent.session import replay_session
 
     engine = replay_session(make_config(**ACTIVE), tmp_path, sample_csv, None)
@@ -219,6 +220,11 @@ async def test_a_crossed_kpi_threshold_is_one_warning_and_in_the_daily_summary(t
     alerts = AlertService([rec], mode="paper", dedup_window_s=0)
     bridge = AlertBridge(engine, alerts)
     await alerts.start()
+    return engine, rec, alerts, bridge
+
+
+async def test_a_crossed_kpi_threshold_is_one_warning_and_in_the_daily_summary(tmp_path, sample_csv):
+    engine, rec, alerts, bridge = await _bridged(tmp_path, sample_csv)
     now = 1_754_051_400_000            # the replay clock has not started: 24 h window from 0 covers it
     engine.store.insert_signal(_signal(now - 3_600_000, "ENTERED", "trade 1"))
     missed = _signal(now - 1_800_000, "SKIPPED", "entry order rejected: insufficient balance")
@@ -240,14 +246,9 @@ async def test_a_crossed_kpi_threshold_is_one_warning_and_in_the_daily_summary(t
 
 
 async def test_a_health_report_with_a_new_failed_check_warns_once_of_a_low_uptime(tmp_path, sample_csv):
-    from agent.session import replay_session
     from data.market import FeedStatus
 
-    engine = replay_session(make_config(**ACTIVE), tmp_path, sample_csv, None)
-    rec = Recorder()
-    alerts = AlertService([rec], mode="paper", dedup_window_s=0)
-    bridge = AlertBridge(engine, alerts)
-    await alerts.start()
+    engine, rec, alerts, bridge = await _bridged(tmp_path, sample_csv)
     now = 1_754_051_400_000
 
     def report(checks: int, up: int) -> FeedStatus:
